@@ -1,0 +1,120 @@
+/* fastnn: shared definitions for the C kernels (no Python headers here).
+ *
+ * Every kernel family is written once, as a body parameterised by the element type
+ * (REAL = float or double, ACC = the accumulation type, which is double for both) and
+ * compiled several times by fnn_multiversion.h: for two dtypes and, on x86-64, for three
+ * instruction sets (baseline SSE2, AVX2+FMA, AVX-512). fnn_simd_level() picks the
+ * instruction set at run time, so wheels stay portable without -march=native. */
+#ifndef FNN_COMMON_H
+#define FNN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Work (in elements) below which a kernel runs on one thread: with two cores and a shared
+ * memory bus, a second thread rarely pays below about a million elements here. */
+#define FNN_PARALLEL_MIN_WORK 1000000
+
+/* Number of threads to use for `work` elements given the caller's request. */
+static inline int fnn_threads_for(ptrdiff_t work, int n_threads)
+{
+#ifdef _OPENMP
+    if (n_threads < 1 || work < FNN_PARALLEL_MIN_WORK)
+        return 1;
+    return n_threads;
+#else
+    (void)work; (void)n_threads;
+    return 1;
+#endif
+}
+
+/* Contiguous block [*lo, *hi) of n items for part `part` of `parts` (static schedule:
+ * the split depends only on n and parts, so results are reproducible). */
+static inline void fnn_block(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    ptrdiff_t q = n / parts, r = n % parts;
+    *lo = part * q + (part < r ? part : r);
+    *hi = *lo + q + (part < r ? 1 : 0);
+}
+
+/* SIMD levels (what fnn_simd_level returns). */
+enum { FNN_SIMD_BASELINE = 0, FNN_SIMD_AVX2 = 1, FNN_SIMD_AVX512 = 2 };
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FNN_X86_MULTIVERSION 1
+#else
+#define FNN_X86_MULTIVERSION 0
+#endif
+
+/* The instruction set the kernels run with: the best the CPU has, capped by the environment
+ * variable FASTNN_SIMD ("baseline", "avx2" or "avx512"). Computed once per extension module. */
+static int fnn_simd_level_cached = -1;
+
+/* The best level this CPU supports. */
+static inline int fnn_cpu_simd_level(void)
+{
+    int best = FNN_SIMD_BASELINE;
+#if FNN_X86_MULTIVERSION
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        best = FNN_SIMD_AVX2;
+    if (best == FNN_SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq"))
+        best = FNN_SIMD_AVX512;
+#endif
+    return best;
+}
+
+static inline int fnn_simd_detect(void)
+{
+    int best = fnn_cpu_simd_level();
+    const char *env = getenv("FASTNN_SIMD");
+    if (env != NULL && env[0] != '\0') {
+        int cap = best;
+        if (strcmp(env, "baseline") == 0) cap = FNN_SIMD_BASELINE;
+        else if (strcmp(env, "avx2") == 0) cap = FNN_SIMD_AVX2;
+        else if (strcmp(env, "avx512") == 0) cap = FNN_SIMD_AVX512;
+        if (cap < best) best = cap;
+    }
+    return best;
+}
+
+static inline int fnn_simd_level(void)
+{
+    int level = fnn_simd_level_cached;
+    if (level < 0) {
+        level = fnn_simd_detect();
+        fnn_simd_level_cached = level;
+    }
+    return level;
+}
+
+/* Name of the per-dtype, per-ISA copy of a kernel: FNAME(relu_forward) -> relu_forward_f32_avx2 */
+#define FNN_CAT3_(a, b, c) a##_##b##_##c
+#define FNN_CAT3(a, b, c) FNN_CAT3_(a, b, c)
+#define FNAME(name) FNN_CAT3(name, FNN_T, FNN_ISA)
+
+/* Public entry point `fnn_<name>_<T>` that calls the copy for the selected instruction set.
+ * PARAMS is the parenthesised parameter list, ARGS the parenthesised argument list. */
+#if FNN_X86_MULTIVERSION
+#define FNN_DISPATCH(RET, name, T, PARAMS, ARGS)                                   \
+    RET fnn_##name##_##T PARAMS                                                    \
+    {                                                                              \
+        switch (fnn_simd_level()) {                                                \
+        case FNN_SIMD_AVX512: return name##_##T##_avx512 ARGS;                     \
+        case FNN_SIMD_AVX2: return name##_##T##_avx2 ARGS;                         \
+        default: return name##_##T##_base ARGS;                                    \
+        }                                                                          \
+    }
+#else
+#define FNN_DISPATCH(RET, name, T, PARAMS, ARGS)                                   \
+    RET fnn_##name##_##T PARAMS { return name##_##T##_base ARGS; }
+#endif
+
+#endif /* FNN_COMMON_H */

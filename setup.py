@@ -1,0 +1,111 @@
+"""Build the compiled extensions of fastnn (metadata lives in pyproject.toml).
+
+Each ``fastnn/_<name>.pyx`` wrapper is built together with its C kernel family ``csrc/<name>.c``.
+
+Environment switches:
+  FASTNN_NO_OPENMP=1       build without OpenMP (kernels then run on one thread)
+  FASTNN_CYTHON_DEBUG=1    turn Cython's bounds/wraparound/initialised checks back on
+  FASTNN_MARCH_NATIVE=1    add -march=native (local comparison builds only; never for wheels)
+  FASTNN_BUILD_ONLY=a,b    development: build only these modules (e.g. _affine,_runtime)
+"""
+import glob
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# extension module -> C sources of its kernel family
+KERNELS = {
+    "_runtime": ["csrc/runtime.c"],
+    "_affine": ["csrc/affine.c"],
+    "_activations": ["csrc/activations.c"],
+    "_softmax_xent": ["csrc/softmax_xent.c"],
+}
+
+
+def _flag_on(name):
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def openmp_flags():
+    """Compile-and-link probe for OpenMP: returns the flag list, or [] if unavailable."""
+    if _flag_on("FASTNN_NO_OPENMP"):
+        return []
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    cc = cc.split()
+    if sys.platform == "darwin":
+        candidates = [["-Xpreprocessor", "-fopenmp", "-lomp"], ["-fopenmp"]]
+    elif sys.platform == "win32":
+        return ["/openmp"]
+    else:
+        candidates = [["-fopenmp"]]
+    src = "#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel\n{n=omp_get_num_threads();}\nreturn n<1;}\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "probe.c")
+        with open(path, "w") as f:
+            f.write(src)
+        for flags in candidates:
+            try:
+                res = subprocess.run(cc + [path, "-o", os.path.join(tmp, "probe")] + flags,
+                                     capture_output=True)
+            except OSError:
+                return []
+            if res.returncode == 0:
+                return flags
+    print("fastnn: OpenMP not available, building single-threaded kernels", file=sys.stderr)
+    return []
+
+
+def extensions():
+    omp = openmp_flags()
+    if sys.platform == "win32":
+        cflags = ["/O2", "/fp:precise"] + omp
+        ldflags = []
+    else:
+        cflags = ["-O3", "-fno-math-errno", "-std=gnu11", "-g0"]
+        if _flag_on("FASTNN_MARCH_NATIVE"):
+            cflags.append("-march=native")
+        cflags += [f for f in omp if f.startswith("-f") or f.startswith("-X")]
+        ldflags = ["-s"] + omp if sys.platform.startswith("linux") else omp
+    build_desc = " ".join(cflags)
+    macros = [
+        ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
+        ("FNN_BUILD_CFLAGS", '"%s"' % build_desc),
+    ]
+    only = [m for m in os.environ.get("FASTNN_BUILD_ONLY", "").split(",") if m]
+    exts = []
+    for name, sources in KERNELS.items():
+        if only and name not in only:
+            continue
+        exts.append(Extension(
+            "fastnn." + name,
+            sources=["fastnn/%s.pyx" % name] + sources,
+            include_dirs=["csrc", np.get_include()],
+            depends=sorted(glob.glob("csrc/*.h")) + glob.glob("fastnn/*.pxd"),  # rebuild on header edits
+            define_macros=macros,
+            extra_compile_args=cflags,
+            extra_link_args=ldflags,
+        ))
+    debug = _flag_on("FASTNN_CYTHON_DEBUG")
+    return cythonize(
+        exts,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": debug,
+            "wraparound": debug,
+            "initializedcheck": debug,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        nthreads=0,
+    )
+
+
+setup(ext_modules=extensions())

@@ -1,0 +1,32 @@
+"""Shared fixtures: per-dtype tolerances and a thread-count fixture that restores the setting."""
+import numpy as np
+import pytest
+
+import fastnn
+
+# Tolerances of fast paths against the reference, per dtype.
+TOL = {
+    np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6),
+    np.dtype(np.float64): dict(rtol=1e-12, atol=1e-13),
+}
+
+
+def assert_close(actual, desired, dtype=None, scale=1.0):
+    """assert_allclose with the tolerance of dtype (default: desired's dtype), widened by scale."""
+    dtype = np.dtype(dtype if dtype is not None else np.asarray(desired).dtype)
+    tol = TOL.get(dtype, TOL[np.dtype(np.float64)])
+    np.testing.assert_allclose(actual, desired, rtol=tol["rtol"] * scale, atol=tol["atol"] * scale)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def n_threads(request):
+    """Run the test with fastnn (and BLAS) limited to 1 and to 2 threads."""
+    old = fastnn.get_num_threads()
+    fastnn.set_num_threads(request.param)
+    yield request.param
+    fastnn.set_num_threads(old)
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return np.dtype(request.param)
