@@ -27,6 +27,9 @@ KERNELS = {
     "_affine": ["csrc/affine.c"],
     "_activations": ["csrc/activations.c"],
     "_softmax_xent": ["csrc/softmax_xent.c"],
+    "_dropout": ["csrc/dropout.c"],
+    "_optim": ["csrc/optim.c"],
+    "_batchnorm": ["csrc/batchnorm.c"],
 }
 
 

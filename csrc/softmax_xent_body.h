@@ -18,32 +18,72 @@ static inline ptrdiff_t FNAME(xent_label)(ptrdiff_t i, ptrdiff_t C, const int64_
     return best;
 }
 
-/* y_i = softmax(x_i) for one row: max, exp, sum, scale.
- * `omp simd` reductions let the compiler vectorise the max and the sum without -ffast-math; the
- * order of the partial sums then depends on the vector width (the SIMD path) but never on the
- * number of threads, which split rows. */
-static inline void FNAME(softmax_row)(const REAL *restrict x, REAL *restrict y, ptrdiff_t C)
+/* Rows are processed in blocks of about FNN_XENT_BLOCK elements (whole rows), so that the exp,
+ * the expensive part, runs as one long vectorised loop over the block even when rows are short
+ * (C = 10: a per-row loop would never fill a vector), while the block stays in L1/L2 between the
+ * passes. `omp simd` reductions vectorise the row max and sum without -ffast-math; their order
+ * depends on the vector width (the SIMD path) but never on the thread count (threads split rows). */
+#ifndef FNN_XENT_BLOCK
+#define FNN_XENT_BLOCK 4096
+#endif
+
+/* Softmax, loss and optionally dx for rows [r0, r1). row_loss gets -log(y[i, t_i] + 1e-7). */
+static void FNAME(softmax_xent_rows)(const REAL *restrict x, ptrdiff_t r0, ptrdiff_t r1,
+                                     ptrdiff_t C, const int64_t *idx, const REAL *onehot,
+                                     REAL *restrict y, REAL *restrict dx, REAL grad_scale,
+                                     double *restrict row_loss)
 {
-    REAL m = x[0];
-    #pragma omp simd reduction(max:m)
-    for (ptrdiff_t j = 1; j < C; j++)
-        m = x[j] > m ? x[j] : m;
-    for (ptrdiff_t j = 0; j < C; j++)
-        y[j] = FNN_EXP(x[j] - m);
-    ACC s = 0;                       /* the row is in L1 now: a second pass is cheap */
-    #pragma omp simd reduction(+:s)
-    for (ptrdiff_t j = 0; j < C; j++)
-        s += (ACC)y[j];
-    const REAL inv = (REAL)(1.0 / s);
-    #pragma omp simd
-    for (ptrdiff_t j = 0; j < C; j++)
-        y[j] *= inv;
+    /* pass 1: y = x - rowmax(x) */
+    for (ptrdiff_t i = r0; i < r1; i++) {
+        const REAL *xi = x + i * C;
+        REAL *yi = y + i * C;
+        REAL m = xi[0];
+        #pragma omp simd reduction(max:m)
+        for (ptrdiff_t j = 1; j < C; j++)
+            m = xi[j] > m ? xi[j] : m;
+        #pragma omp simd
+        for (ptrdiff_t j = 0; j < C; j++)
+            yi[j] = xi[j] - m;
+    }
+    /* pass 2: exp over the whole block */
+    REAL *yb = y + r0 * C;
+    const ptrdiff_t nb = (r1 - r0) * C;
+    for (ptrdiff_t k = 0; k < nb; k++)
+        yb[k] = FNN_EXP(yb[k]);
+    /* pass 3: normalise, loss, gradient */
+    for (ptrdiff_t i = r0; i < r1; i++) {
+        REAL *yi = y + i * C;
+        ACC s = 0;
+        #pragma omp simd reduction(+:s)
+        for (ptrdiff_t j = 0; j < C; j++)
+            s += (ACC)yi[j];
+        const REAL inv = (REAL)(1.0 / s);
+        #pragma omp simd
+        for (ptrdiff_t j = 0; j < C; j++)
+            yi[j] *= inv;
+        ptrdiff_t t = FNAME(xent_label)(i, C, idx, onehot);
+        /* the book adds 1e-7 in the element type before the log */
+        row_loss[i] = -log((double)(REAL)(yi[t] + (REAL)1e-7));
+        if (dx != NULL) {
+            REAL *dxi = dx + i * C;
+            if (onehot != NULL) {
+                const REAL *ti = onehot + i * C;
+                #pragma omp simd
+                for (ptrdiff_t j = 0; j < C; j++) dxi[j] = (yi[j] - ti[j]) * grad_scale;
+            } else {
+                #pragma omp simd
+                for (ptrdiff_t j = 0; j < C; j++) dxi[j] = yi[j] * grad_scale;
+                dxi[t] = (yi[t] - (REAL)1) * grad_scale;
+            }
+        }
+    }
 }
 
-/* Forward: y = softmax(x) row-wise; returns -sum_i log(y[i, t_i] + 1e-7) / N (the book's loss).
+/* Forward: y = softmax(x) row-wise; returns -sum_i log(y[i, t_i] + 1e-7) / N (the book's loss),
+ * or NaN if scratch memory cannot be allocated.
  * Labels are `idx` (N indices, already checked to be in [0, C)) or `onehot` (N*C), the other NULL.
  * If dx is not NULL, also writes the backward result dx = (y - onehot(t)) * grad_scale while
- * the row is in cache. */
+ * the rows are in cache. */
 static double FNAME(softmax_xent_forward)(const REAL *restrict x, ptrdiff_t N, ptrdiff_t C,
                                           const int64_t *idx, const REAL *onehot,
                                           REAL *restrict y, REAL *restrict dx, double grad_scale,
@@ -51,6 +91,7 @@ static double FNAME(softmax_xent_forward)(const REAL *restrict x, ptrdiff_t N, p
 {
     double *row_loss = (double *)malloc((size_t)N * sizeof(double));
     if (row_loss == NULL) return NAN;
+    const ptrdiff_t rows_per_block = C >= FNN_XENT_BLOCK ? 1 : FNN_XENT_BLOCK / C;
     int nt = fnn_threads_for(N * C, n_threads);
     #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -58,23 +99,10 @@ static double FNAME(softmax_xent_forward)(const REAL *restrict x, ptrdiff_t N, p
 #ifdef _OPENMP
         fnn_block(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
 #endif
-        for (ptrdiff_t i = lo; i < hi; i++) {
-            REAL *yi = y + i * C;
-            FNAME(softmax_row)(x + i * C, yi, C);
-            ptrdiff_t t = FNAME(xent_label)(i, C, idx, onehot);
-            /* the book adds 1e-7 in the element type, then takes log in it */
-            row_loss[i] = -(double)log((double)(REAL)(yi[t] + (REAL)1e-7));
-            if (dx != NULL) {
-                REAL *dxi = dx + i * C;
-                const REAL sc = (REAL)grad_scale;
-                if (onehot != NULL) {
-                    const REAL *ti = onehot + i * C;
-                    for (ptrdiff_t j = 0; j < C; j++) dxi[j] = (yi[j] - ti[j]) * sc;
-                } else {
-                    for (ptrdiff_t j = 0; j < C; j++) dxi[j] = yi[j] * sc;
-                    dxi[t] = (yi[t] - (REAL)1) * sc;
-                }
-            }
+        for (ptrdiff_t r0 = lo; r0 < hi; r0 += rows_per_block) {
+            ptrdiff_t r1 = r0 + rows_per_block < hi ? r0 + rows_per_block : hi;
+            FNAME(softmax_xent_rows)(x, r0, r1, C, idx, onehot, y, dx, (REAL)grad_scale,
+                                     row_loss);
         }
     }
     double total = 0.0;

@@ -25,6 +25,9 @@ def set_num_threads(n):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError("n must be an int, got %s" % type(n).__name__)
     _runtime.set_kernel_threads(int(n))
+    # threadpoolctl limits only libraries already loaded: load SciPy's BLAS (the one fastnn's
+    # GEMMs call, through fastnn._affine) before limiting it
+    from fastnn import _affine  # noqa: F401
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=int(n), user_api="blas")
 

@@ -30,7 +30,6 @@ cdef tuple _labels(t, cnp.ndarray x):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     ta = t if isinstance(t, np.ndarray) else np.asarray(t)
     cdef cnp.ndarray idx
-    cdef int64_t[::1] iv
     cdef Py_ssize_t i
     if ta.size == N * C:
         if ta.dtype.kind not in "fiub":
@@ -43,7 +42,7 @@ cdef tuple _labels(t, cnp.ndarray x):
         raise ValueError("t must have shape (%d,) (class indices) or (%d, %d) (one-hot) to match "
                          "x, got shape %s" % (N, N, C, ta.shape))
     idx = np.ascontiguousarray(ta.reshape(N), dtype=np.int64)
-    iv = idx
+    cdef const int64_t *iv = <const int64_t *>cnp.PyArray_DATA(idx)
     for i in range(N):
         if iv[i] < 0 or iv[i] >= C:
             raise ValueError("t holds a class index out of range [0, %d): t[%d] = %d"

@@ -30,3 +30,14 @@ def n_threads(request):
 @pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
 def dtype(request):
     return np.dtype(request.param)
+
+
+def subprocess_env(**extra):
+    """Environment for a child Python that must import the same fastnn as the tests (installed
+    wheel or in-place build), never the uncompiled source tree: run it with a cwd outside the
+    repository and this PYTHONPATH."""
+    import os
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", "")
+    return env

@@ -45,3 +45,40 @@ def test_set_num_threads_roundtrip():
         fastnn.set_num_threads(0)
     with pytest.raises(TypeError, match="must be an int"):
         fastnn.set_num_threads(1.5)
+
+
+def test_package_is_the_installed_one_when_expected():
+    # tools/wheel_test.sh sets this: the tests must run against the installed wheel
+    import os
+    if not os.environ.get("FASTNN_EXPECT_INSTALLED"):
+        pytest.skip("FASTNN_EXPECT_INSTALLED not set")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert not os.path.abspath(fastnn.__file__).startswith(repo + os.sep), fastnn.__file__
+
+
+def test_simd_cap_from_environment():
+    import os
+    from fastnn import _runtime
+    names = {"baseline": "baseline (SSE2)", "avx2": "AVX2+FMA", "avx512": "AVX-512"}
+    forced = os.environ.get("FASTNN_SIMD")
+    if forced in names and _runtime.simd_cpu() != "baseline (SSE2)":
+        order = list(names.values())
+        expected = min(order.index(names[forced]), order.index(_runtime.simd_cpu()))
+        assert _runtime.simd_path() == order[expected]
+    else:
+        assert _runtime.simd_path() == _runtime.simd_cpu()
+
+
+def test_set_num_threads_limits_scipy_blas_in_a_fresh_process():
+    # threadpoolctl only sees loaded libraries: set_num_threads must load SciPy's BLAS first
+    import subprocess
+    import sys
+    code = ("import fastnn; fastnn.set_num_threads(1)\n"
+            "from threadpoolctl import threadpool_info\n"
+            "pools = [p for p in threadpool_info() if p['user_api'] == 'blas']\n"
+            "assert any('scipy' in p['filepath'] for p in pools), pools\n"
+            "assert all(p['num_threads'] == 1 for p in pools), pools\n")
+    import os
+    # import the same fastnn the tests use (installed or in-place build), from outside the tree
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastnn.__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/", env=env)

@@ -1,0 +1,159 @@
+"""One training step of the chapter-6 network: forward, backward and Adam update.
+
+Network 784-100x6-10 (MultiLayerNetExtend: He init, BatchNorm, ReLU, Dropout 0.15), batch 100,
+float32 and float64, at 1 and 2 threads. Implementations:
+
+* reference  -- the book's NumPy code (fastnn.reference network + reference Adam);
+* fastnn     -- fastnn.MultiLayerNetExtend (compiled layers, flat buffers) + fastnn Adam;
+* torch      -- PyTorch eager: nn.Sequential of Linear/BatchNorm1d/ReLU/Dropout,
+                CrossEntropyLoss, Adam(fused=True), when torch is importable;
+* gemm floor -- only the network's GEMM calls: per layer the forward x·W, and the backward
+                xᵀ·dout and dout·Wᵀ, through fastnn._affine.gemm_floor (three GEMMs in one call,
+                the same BLAS as the layers). The first layer's dx is not needed by a network,
+                so "floor-dx1" subtracts it: layer 1 is timed as its forward and dW GEMMs only
+                (SciPy BLAS wrappers, the same BLAS library).
+
+The "floor x" column is fastnn / (floor-dx1): the target is <= 1.3.
+
+Run: python bench/bench_train_step.py [--quick] [--threads 1,2] [--json FILE]
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+from fastnn import _affine  # noqa: E402
+from fastnn.multi_layer_net_extend import MultiLayerNetExtend  # noqa: E402
+from fastnn.optimizer import Adam  # noqa: E402
+from fastnn.reference.multi_layer_net_extend import MultiLayerNetExtend as RefNet  # noqa: E402
+from fastnn.reference.optimizer import Adam as RefAdam  # noqa: E402
+
+SIZES = [784] + [100] * 6 + [10]
+BATCH = 100
+DROPOUT = 0.15
+
+
+def _data(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, SIZES[0])).astype(dtype)
+    t = rng.integers(0, SIZES[-1], BATCH)
+    return x, t
+
+
+def _fastnn_step(dtype):
+    np.random.seed(0)
+    net = MultiLayerNetExtend(SIZES[0], SIZES[1:-1], SIZES[-1], use_batchnorm=True,
+                              use_dropout=True, dropout_ration=DROPOUT, dtype=dtype)
+    opt = Adam(lr=0.001)
+    x, t = _data(dtype)
+
+    def step():
+        opt.update(net.params, net.gradient(x, t))
+    return step
+
+
+def _reference_step(dtype):
+    np.random.seed(0)
+    net = RefNet(SIZES[0], SIZES[1:-1], SIZES[-1], use_batchnorm=True, use_dropout=True,
+                 dropout_ration=DROPOUT)
+    for k in net.params:                       # the book's network in float32: cast in place
+        if dtype == np.float32:
+            net.params[k] = net.params[k].astype(np.float32)
+    # rebind the layers to the cast arrays (the book's nets share them)
+    for i in range(1, len(SIZES)):
+        aff = net.layers['Affine%d' % i]
+        aff.W, aff.b = net.params['W%d' % i], net.params['b%d' % i]
+        if i < len(SIZES) - 1:
+            bn = net.layers['BatchNorm%d' % i]
+            bn.gamma, bn.beta = net.params['gamma%d' % i], net.params['beta%d' % i]
+    opt = RefAdam(lr=0.001)
+    x, t = _data(dtype)
+
+    def step():
+        opt.update(net.params, net.gradient(x, t))
+    return step
+
+
+def _torch_step(torch, dtype):
+    nn = torch.nn
+    tdt = torch.float32 if dtype == np.float32 else torch.float64
+    torch.manual_seed(0)
+    mods = []
+    for i in range(1, len(SIZES) - 1):
+        mods += [nn.Linear(SIZES[i - 1], SIZES[i]), nn.BatchNorm1d(SIZES[i], eps=1e-6),
+                 nn.ReLU(), nn.Dropout(DROPOUT)]
+    mods.append(nn.Linear(SIZES[-2], SIZES[-1]))
+    model = nn.Sequential(*mods).to(tdt).train()
+    opt = torch.optim.Adam(model.parameters(), lr=0.001, fused=True)
+    loss_fn = nn.CrossEntropyLoss()
+    x, t = _data(dtype)
+    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(tx), tt)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _gemm_floor(dtype, skip_dx1):
+    from scipy.linalg import blas
+    rng = np.random.default_rng(2)
+    bufs = []
+    for i in range(1, len(SIZES)):
+        K, M = SIZES[i - 1], SIZES[i]
+        x = rng.random((BATCH, K)).astype(dtype)
+        W = rng.random((K, M)).astype(dtype)
+        d = rng.random((BATCH, M)).astype(dtype)
+        bufs.append((x, W, d, np.empty((BATCH, M), dtype), np.empty((BATCH, K), dtype),
+                     np.empty((K, M), dtype)))
+    gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
+    x1, W1, d1, y1, _, dW1 = bufs[0]
+    # row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: pass the transposes (F-ordered views)
+    y1t, dW1t = y1.T, dW1.T
+    rest = bufs[1:] if skip_dx1 else bufs
+    floor = _affine.gemm_floor
+
+    def run():
+        if skip_dx1:
+            gemm(1.0, W1.T, x1.T, 0.0, y1t, overwrite_c=1)            # y1 = x1·W1
+            gemm(1.0, d1.T, x1.T, 0.0, dW1t, trans_b=1, overwrite_c=1)  # dW1 = x1ᵀ·d1
+        for x, W, d, y, dx, dW in rest:
+            floor(x, W, d, y, dx, dW)
+    return run
+
+
+def make_cases(args):
+    torch = harness.torch
+    cases = []
+    for dtype in (np.float32, np.float64):
+        impls = {"reference": _reference_step(dtype), "fastnn": _fastnn_step(dtype),
+                 "torch": _torch_step(torch, dtype) if torch is not None else None,
+                 "gemm floor": _gemm_floor(dtype, False),
+                 "floor-dx1": _gemm_floor(dtype, True)}
+        cases.append(harness.Case(kernel="train step %s" % np.dtype(dtype).name,
+                                  size="784-100x6-10 b100", impls=impls))
+    return cases
+
+
+def _report(rows):
+    print()
+    print("%-20s %3s %10s %10s %10s %12s %9s" % ("step", "thr", "vs ref", "vs torch",
+                                                    "floor ms", "floor-dx1 ms", "floor x"))
+    for r in rows:
+        ms = r["ms"]
+        fl = ms.get("floor-dx1")
+        r["step_over_floor"] = ms["fastnn"] / fl if fl else None
+        print("%-20s %3d %10s %10s %10.3f %12.3f %8.2fx" % (
+            r["kernel"], r["threads"], harness._fmt_ratio(r["speedup_vs_reference"]),
+            harness._fmt_ratio(r["speedup_vs_torch"]), ms.get("gemm floor", float("nan")),
+            fl or float("nan"), r["step_over_floor"] or float("nan")))
+
+
+if __name__ == "__main__":
+    rows = harness.main("One training step: forward, backward, Adam (ch.6 network)", make_cases)
+    _report(rows)

@@ -1,0 +1,230 @@
+/* Dropout forward and backward (see dropout.h for the generator and the mask layout).
+ * Included by fnn_multiversion.h with REAL, FNN_T, FNN_ISA defined (see fnn_common.h).
+ * Work is split over threads in whole 32-element blocks; every element's mask bit depends only
+ * on (seed, index), so any split (and any instruction set) gives identical masks and outputs.
+ *
+ * Per block: 8 SplitMix64 hashes -> 32 primary 16-bit quarters -> one mask word (type
+ * independent; AVX-512 / AVX2 intrinsics where available), then out[k] = in[k] * (bit k ? scale
+ * : 0), a plain loop the compiler vectorises for float and double. */
+
+/* The mask word of block b: hashes h_(8b..8b+7) give the 32 primary 16-bit halves p; bit r
+ * is set when p_r > thi, or p_r == thi and the secondary half s_r >= tlo (looked up only then,
+ * in FNAME(dropout_fixup): probability 2^-16 per element, and never when tlo == 0).
+ * z = key + 8b GAMMA, z2 = key2 + 8b GAMMA. One copy per dtype and instruction set. */
+static uint32_t FNAME(dropout_fixup)(uint32_t w, uint32_t eq, uint64_t z2, uint32_t tlo)
+{
+    for (int r = 0; r < 32; r++) {      /* rare: a plain loop (portable, no ctz builtin) */
+        if (!((eq >> r) & 1u))
+            continue;
+        uint64_t g = fnn_mix64(z2 + (uint64_t)(r >> 2) * FNN_DROPOUT_GAMMA);
+        uint32_t s = (uint32_t)(g >> (16 * (r & 3))) & 0xFFFFu;
+        w |= (uint32_t)(s >= tlo) << r;
+    }
+    return w;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512BW__)
+static inline uint32_t FNAME(dropout_word)(uint64_t z, uint64_t z2, uint32_t thi, uint32_t tlo)
+{
+    const __m512i koff = _mm512_setr_epi64(
+        0, (long long)FNN_DROPOUT_GAMMA, (long long)(2 * FNN_DROPOUT_GAMMA),
+        (long long)(3 * FNN_DROPOUT_GAMMA), (long long)(4 * FNN_DROPOUT_GAMMA),
+        (long long)(5 * FNN_DROPOUT_GAMMA), (long long)(6 * FNN_DROPOUT_GAMMA),
+        (long long)(7 * FNN_DROPOUT_GAMMA));
+    const __m512i m1 = _mm512_set1_epi64((long long)UINT64_C(0xBF58476D1CE4E5B9));
+    const __m512i m2 = _mm512_set1_epi64((long long)UINT64_C(0x94D049BB133111EB));
+    const __m512i t = _mm512_set1_epi16((short)thi);
+    __m512i h = _mm512_add_epi64(_mm512_set1_epi64((long long)z), koff);
+    h = _mm512_mullo_epi64(_mm512_xor_si512(h, _mm512_srli_epi64(h, 30)), m1);
+    h = _mm512_mullo_epi64(_mm512_xor_si512(h, _mm512_srli_epi64(h, 27)), m2);
+    h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 31));
+    /* uint16 lane r = bits 16(r%4).. of hash r/4: the stream read as little-endian uint16 */
+    uint32_t gt = (uint32_t)_mm512_cmpgt_epu16_mask(h, t);
+    uint32_t eq = (uint32_t)_mm512_cmpeq_epu16_mask(h, t);
+    if (__builtin_expect(eq != 0, 0))
+        return tlo == 0 ? gt | eq : FNAME(dropout_fixup)(gt, eq, z2, tlo);
+    return gt;
+}
+#elif defined(__AVX2__)
+static inline __m256i FNAME(dropout_mul64)(__m256i a, __m256i b)  /* AVX2 has no vpmullq */
+{
+    __m256i lolo = _mm256_mul_epu32(a, b);
+    __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b),
+                                     _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
+    return _mm256_add_epi64(lolo, _mm256_slli_epi64(cross, 32));
+}
+
+static inline __m256i FNAME(dropout_mix)(__m256i z)
+{
+    const __m256i m1 = _mm256_set1_epi64x((long long)UINT64_C(0xBF58476D1CE4E5B9));
+    const __m256i m2 = _mm256_set1_epi64x((long long)UINT64_C(0x94D049BB133111EB));
+    z = FNAME(dropout_mul64)(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), m1);
+    z = FNAME(dropout_mul64)(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), m2);
+    return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+}
+
+static inline uint32_t FNAME(dropout_word)(uint64_t z, uint64_t z2, uint32_t thi, uint32_t tlo)
+{
+    const __m256i koff = _mm256_setr_epi64x(0, (long long)FNN_DROPOUT_GAMMA,
+                                            (long long)(2 * FNN_DROPOUT_GAMMA),
+                                            (long long)(3 * FNN_DROPOUT_GAMMA));
+    const __m256i k4 = _mm256_set1_epi64x((long long)(4 * FNN_DROPOUT_GAMMA));
+    const __m256i flip = _mm256_set1_epi16((short)0x8000);
+    const __m256i tf = _mm256_set1_epi16((short)(thi ^ 0x8000u));
+    __m256i za = _mm256_add_epi64(_mm256_set1_epi64x((long long)z), koff);
+    __m256i a = _mm256_xor_si256(FNAME(dropout_mix)(za), flip);                  /* lanes 0..15 */
+    __m256i b = _mm256_xor_si256(FNAME(dropout_mix)(_mm256_add_epi64(za, k4)), flip); /* 16..31 */
+    /* signed compares of the flipped values = unsigned compares; pack to bytes, fix lane order */
+    __m256i gt = _mm256_permute4x64_epi64(
+        _mm256_packs_epi16(_mm256_cmpgt_epi16(a, tf), _mm256_cmpgt_epi16(b, tf)), 0xD8);
+    __m256i eqv = _mm256_permute4x64_epi64(
+        _mm256_packs_epi16(_mm256_cmpeq_epi16(a, tf), _mm256_cmpeq_epi16(b, tf)), 0xD8);
+    uint32_t w = (uint32_t)_mm256_movemask_epi8(gt);
+    uint32_t eq = (uint32_t)_mm256_movemask_epi8(eqv);
+    if (__builtin_expect(eq != 0, 0))
+        return tlo == 0 ? w | eq : FNAME(dropout_fixup)(w, eq, z2, tlo);
+    return w;
+}
+#else
+/* Scalar (SWAR) version: the four 16-bit quarters of a hash are compared two at a time in
+ * 32-bit fields, where quarter + (0xFFFF - thi) carries into bit 16 exactly when quarter > thi
+ * (and + (0x10000 - thi) when quarter >= thi). 64-bit vector multiplies are missing or slow
+ * in SSE2 and NEON, so scalar multiplies win here. */
+static inline uint32_t FNAME(dropout_word)(uint64_t z, uint64_t z2, uint32_t thi, uint32_t tlo)
+{
+    const uint64_t lanes = UINT64_C(0x0000FFFF0000FFFF), carry = UINT64_C(0x0001000000010000);
+    const uint64_t cgt = (uint64_t)(0xFFFFu - thi) * UINT64_C(0x0000000100000001);
+    const uint64_t cge = (uint64_t)(0x10000u - thi) * UINT64_C(0x0000000100000001);
+    uint32_t w = 0, eq = 0;
+    for (int k = 0; k < 8; k++) {
+        uint64_t h = fnn_mix64(z + (uint64_t)k * FNN_DROPOUT_GAMMA);
+        uint64_t e = h & lanes, o = (h >> 16) & lanes;     /* quarters 0, 2 and 1, 3 */
+        uint64_t gte = (e + cgt) & carry, gto = (o + cgt) & carry;
+        uint64_t gee = (e + cge) & carry, geo = (o + cge) & carry;
+        uint32_t gt4 = (uint32_t)((gte >> 16) & 1) | (uint32_t)((gto >> 15) & 2)
+                     | (uint32_t)((gte >> 46) & 4) | (uint32_t)((gto >> 45) & 8);
+        uint32_t ge4 = (uint32_t)((gee >> 16) & 1) | (uint32_t)((geo >> 15) & 2)
+                     | (uint32_t)((gee >> 46) & 4) | (uint32_t)((geo >> 45) & 8);
+        w |= gt4 << (4 * k);
+        eq |= (ge4 & ~gt4) << (4 * k);
+    }
+    if (eq != 0)
+        return tlo == 0 ? w | eq : FNAME(dropout_fixup)(w, eq, z2, tlo);
+    return w;
+}
+#endif
+#define FNN_DROPOUT_WORD FNAME(dropout_word)
+
+/* out[k] = in[k] * (bit k of w ? scale : 0) for k < 32 (a full block). With `stream` (out
+ * 64-byte aligned, AVX2/AVX-512 only), out is written with non-temporal stores: the block is
+ * computed in registers, then copied out as whole 64-byte lines without reading them first. */
+static inline void FNAME(dropout_apply)(const REAL *restrict in, REAL *restrict out, uint32_t w,
+                                        REAL scale, int stream)
+{
+#if defined(__AVX2__)
+    if (stream) {
+        FNN_DROPOUT_ALIGN64 REAL tmp[32];
+        for (int k = 0; k < 32; k++)
+            tmp[k] = in[k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+#if defined(__AVX512F__)
+        for (int c = 0; c < (int)(32 * sizeof(REAL) / 64); c++)
+            _mm512_stream_si512((__m512i *)out + c, _mm512_load_si512((const __m512i *)tmp + c));
+#else
+        for (int c = 0; c < (int)(32 * sizeof(REAL) / 32); c++)
+            _mm256_stream_si256((__m256i *)out + c, _mm256_load_si256((const __m256i *)tmp + c));
+#endif
+        return;
+    }
+#else
+    (void)stream;
+#endif
+    for (int k = 0; k < 32; k++)
+        out[k] = in[k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+}
+
+/* Whether to stream an output of n elements at out, and the fence that ends the streaming. */
+static inline int FNAME(dropout_stream)(const REAL *out, ptrdiff_t n)
+{
+#if defined(__AVX2__)
+    return n * (ptrdiff_t)sizeof(REAL) >= FNN_DROPOUT_STREAM_BYTES && ((uintptr_t)out & 63) == 0;
+#else
+    (void)out; (void)n;
+    return 0;
+#endif
+}
+
+static inline void FNAME(dropout_fence)(int stream)
+{
+#if defined(__AVX2__)
+    if (stream) _mm_sfence();
+#else
+    (void)stream;
+#endif
+}
+
+static void FNAME(dropout_forward)(const REAL *restrict x, REAL *restrict y,
+                                   uint32_t *restrict bits, ptrdiff_t n, uint64_t seed,
+                                   uint64_t thr, double scale_d, int n_threads)
+{
+    const REAL scale = (REAL)scale_d;
+    const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK, rem = n % FNN_DROPOUT_BLOCK;
+    const int drop_all = thr > UINT64_C(0xFFFFFFFF);
+    const uint32_t thi = (uint32_t)(thr >> 16) & 0xFFFFu, tlo = (uint32_t)thr & 0xFFFFu;
+    const uint64_t key = fnn_mix64(seed), key2 = fnn_mix64(~key);
+    const uint64_t step = 8 * FNN_DROPOUT_GAMMA;     /* 8 hashes per block */
+    const int stream = FNAME(dropout_stream)(y, n);
+    int nt = fnn_threads_for(n, n_threads);
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        ptrdiff_t lo = 0, hi = nfull;
+#ifdef _OPENMP
+        fnn_block(nfull, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+#endif
+        uint64_t z = key + (uint64_t)lo * step, z2 = key2 + (uint64_t)lo * step;
+        for (ptrdiff_t b = lo; b < hi; b++, z += step, z2 += step) {
+            const uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(z, z2, thi, tlo);
+            bits[b] = w;
+            FNAME(dropout_apply)(x + b * FNN_DROPOUT_BLOCK, y + b * FNN_DROPOUT_BLOCK, w, scale,
+                                 stream);
+        }
+        FNAME(dropout_fence)(stream);
+    }
+    if (rem) {   /* last, partial block */
+        const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
+        uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(key + (uint64_t)nfull * step,
+                                                     key2 + (uint64_t)nfull * step, thi, tlo);
+        w &= (UINT32_C(1) << rem) - 1;
+        bits[nfull] = w;
+        for (ptrdiff_t k = 0; k < rem; k++)
+            y[base + k] = x[base + k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+    }
+}
+
+/* dx[i] = dout[i] * (kept ? scale : 0). dx may be dout itself (element-wise, same index). */
+static void FNAME(dropout_backward)(const REAL *dout, const uint32_t *restrict bits, REAL *dx,
+                                    ptrdiff_t n, double scale_d, int n_threads)
+{
+    const REAL scale = (REAL)scale_d;
+    const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK, rem = n % FNN_DROPOUT_BLOCK;
+    const int stream = FNAME(dropout_stream)(dx, n) && dx != dout;
+    int nt = fnn_threads_for(n, n_threads);
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        ptrdiff_t lo = 0, hi = nfull;
+#ifdef _OPENMP
+        fnn_block(nfull, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+#endif
+        /* in place is allowed: out[k] depends on in[k] only */
+        for (ptrdiff_t b = lo; b < hi; b++)
+            FNAME(dropout_apply)(dout + b * FNN_DROPOUT_BLOCK, dx + b * FNN_DROPOUT_BLOCK, bits[b],
+                                 scale, stream);
+        FNAME(dropout_fence)(stream);
+    }
+    if (rem) {
+        const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
+        const uint32_t w = bits[nfull];
+        for (ptrdiff_t k = 0; k < rem; k++)
+            dx[base + k] = dout[base + k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+    }
+}
+#undef FNN_DROPOUT_WORD

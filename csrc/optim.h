@@ -1,0 +1,55 @@
+/* Optimizer update kernels (float: _f32, double: _f64).
+ *
+ * One call updates a whole list of tensors in place: segment i is the n[i] elements at p[i]
+ * (parameter), g[i] (gradient), s1[i] / s2[i] (state; NULL tables when the rule has none).
+ * Every rule is one fused pass per element with no temporaries. Large totals are split over
+ * threads in contiguous blocks of the concatenated index space (static schedule); element-wise
+ * rules give identical results for any thread count. Segments must not overlap each other
+ * partially (a gradient may be its own parameter only at the same address).
+ *
+ * Rules (book-compat.md section 6; wd = coupled L2 weight decay, g' = g + wd*p when wd != 0):
+ *   SGD        p -= lr*g'
+ *   MOMENTUM   v = mu*v - lr*g';  p += v                                        (s1 = v)
+ *   NESTEROV   p += mu*mu*v;  p -= (1+mu)*lr*g';  v *= mu;  v -= lr*g'           (s1 = v)
+ *   ADAGRAD    h += g'*g';  p -= lr*g' / (sqrt(h) + eps)                        (s1 = h)
+ *   RMSPROP    h *= rho;  h += (1-rho)*g'*g';  p -= lr*g' / (sqrt(h) + eps)    (s1 = h)
+ *   ADAM       m += (1-b1)*(g'-m);  v += (1-b2)*(g'*g'-v);
+ *              p -= lr_t*m / (sqrt(v) + eps)   (lr_t: bias correction folded in) (s1 = m, s2 = v)
+ *   ADAMW      as ADAM with g' = g, then p is also decayed: p = p - lr_t*m/(...) - lr_wd*p,
+ *              computed as p*(1 - lr_wd) - lr_t*m/(...) with lr_wd = lr*weight_decay.
+ * float32 arithmetic follows the NumPy reference operation by operation (each step rounded to
+ * float32, no FMA contraction), so SGD..RMSprop match it bit for bit; the Adam step in float32
+ * is computed in float32 (the NumPy reference computes that one product in float64). */
+#ifndef FNN_OPTIM_H
+#define FNN_OPTIM_H
+#include <stddef.h>
+
+enum {
+    FNN_OPT_SGD = 0,
+    FNN_OPT_MOMENTUM = 1,
+    FNN_OPT_NESTEROV = 2,
+    FNN_OPT_ADAGRAD = 3,
+    FNN_OPT_RMSPROP = 4,
+    FNN_OPT_ADAM = 5,
+    FNN_OPT_ADAMW = 6,
+    FNN_OPT_COUNT = 7
+};
+
+typedef struct {
+    double lr;           /* learning rate; ADAM/ADAMW: lr_t (bias-corrected, computed by the caller) */
+    double momentum;     /* MOMENTUM/NESTEROV: mu; RMSPROP: decay rate rho; ADAM/ADAMW: beta1 */
+    double beta2;        /* ADAM/ADAMW */
+    double eps;          /* ADAGRAD/RMSPROP/ADAM/ADAMW: added after the square root (book: 1e-7) */
+    double weight_decay; /* coupled L2 coefficient (0: the book's rule, exactly) */
+    double lr_wd;        /* ADAMW: lr * weight_decay (decoupled) */
+} fnn_optim_hparams;
+
+/* Returns 0, or -1 for an unknown kind (nothing is written then). */
+#define FNN_DECLARE(T, REAL)                                                                   \
+    int fnn_optim_step_##T(int kind, const fnn_optim_hparams *hp, ptrdiff_t n_tensors,         \
+                           REAL *const *p, REAL *const *g, REAL *const *s1, REAL *const *s2,   \
+                           const ptrdiff_t *n, int n_threads);
+FNN_DECLARE(f32, float)
+FNN_DECLARE(f64, double)
+#undef FNN_DECLARE
+#endif

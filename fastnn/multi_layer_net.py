@@ -1,0 +1,226 @@
+"""Fully connected network of any depth (the book's ``common/multi_layer_net.py``), on the
+compiled layers.
+
+Same constructor, attributes, key names and orders, initialisation (same NumPy RNG draws:
+after ``np.random.seed(s)`` a float64 network's weights equal the book's bit for bit), loss,
+weight decay and gradients as the book's class. What is different inside:
+
+* ``dtype=`` (keyword, default float64 as in the book): float32 runs the whole network in
+  float32 (inputs and one-hot labels are converted to float32 on the way in);
+* every ``params[k]`` is a view of one contiguous buffer (``net.flat_params``), so the
+  optimizers of :mod:`fastnn.optimizer` update the network in one pass; the layers hold those
+  same arrays (``net.params['W1'] is net.layers['Affine1'].W``);
+* the gradients are views of a second buffer laid out like the first (``net.flat_grads``):
+  ``gradient()`` returns a new dict each call, but its arrays are **overwritten by the next
+  ``gradient()`` call** (the book's ``grads['b1']`` is the layer's ``db`` too; with weight decay
+  the book's ``grads['W1']`` is a fresh array and here it is the flat view holding
+  ``dW + lambda*W``). Copy them to keep them;
+* the first Affine layer does not compute the gradient of the input (``layers['Affine1']
+  .need_dx`` is False: its ``backward`` returns None);
+* ``loss`` skips the weight-decay sum when ``weight_decay_lambda`` is 0 (it adds 0 then).
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from fastnn import layers as _layers
+from fastnn.gradient import numerical_gradient
+from fastnn._netutil import (GradCollector, allocate_params, as_input, as_labels, init_scale,
+                             network_dtype)
+
+
+class _FlatNet:
+    """Shared internals of the flat-buffer networks."""
+
+    _loss_layer_attr = "last_layer"
+    _decay_from_params = False   # Extend reads W from params, MultiLayerNet from the layer
+
+    def _draw_weights(self, weight_init_std):
+        """float64 draws in the book's order: [(key, value)] for W1, b1, W2, b2, ..."""
+        all_size_list = [self.input_size] + self.hidden_size_list + [self.output_size]
+        draws = []
+        for idx in range(1, len(all_size_list)):
+            scale = init_scale(weight_init_std, all_size_list[idx - 1])
+            W = scale * np.random.randn(all_size_list[idx - 1], all_size_list[idx])
+            draws.append(('W' + str(idx), W))
+            draws.append(('b' + str(idx), np.zeros(all_size_list[idx])))
+        return draws
+
+    def _allocate(self, draws):
+        pbuf, gbuf = allocate_params(draws, self.dtype)
+        self._pbuf, self._gbuf = pbuf, gbuf
+        self.params = {}
+        for k, _ in draws:
+            self.params[k] = pbuf[k]
+
+    @property
+    def flat_params(self):
+        """The contiguous buffer every ``params`` array is a view of (at construction)."""
+        return self._pbuf.buffer
+
+    @property
+    def flat_grads(self):
+        """The contiguous buffer the gradients are written into (same layout as flat_params)."""
+        return self._gbuf.buffer
+
+    def _grad_entries(self):
+        """(grad_key, layer, attr, param_key) in the book's grads order."""
+        raise NotImplementedError
+
+    def _wire(self):
+        """Point the layers' gradient outputs at the flat gradient buffer."""
+        lam = self.weight_decay_lambda
+        first = True
+        for layer in self.layers.values():
+            if isinstance(layer, _layers.Affine):
+                if first:
+                    layer.need_dx = False
+                first = False
+        self._scratch = {}
+        col = GradCollector()
+        for key, layer, attr, pkey in self._grad_entries():
+            view = self._gbuf[pkey]
+            if attr == 'dW' and lam:
+                scratch = np.zeros_like(view)
+                self._scratch[key] = scratch
+                if self._decay_from_params:
+                    getter = (lambda k=pkey: self.params[k])
+                else:
+                    getter = (lambda lay=layer: lay.W)
+                col.add(key, layer, attr, view, decay_param=getter, lam=lam)
+            else:
+                col.add(key, layer, attr, view)
+            if attr in ('dW', 'db'):
+                bufs = list(getattr(layer, 'grad_buffers', None) or (None, None))
+                bufs[0 if attr == 'dW' else 1] = self._scratch.get(key, view)
+                layer.grad_buffers = tuple(bufs)
+        self._collector = col
+        self._wired_lambda = lam
+
+    def _backprop(self):
+        dout = getattr(self, self._loss_layer_attr).backward(1)
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+        if self.weight_decay_lambda != self._wired_lambda:
+            self._wire()
+        return self._collector.collect()
+
+    def _decay(self):
+        weight_decay = 0
+        if self.weight_decay_lambda:
+            for idx in range(1, self.hidden_layer_num + 2):
+                W = self.params['W' + str(idx)]
+                weight_decay += 0.5 * self.weight_decay_lambda * np.sum(W ** 2)
+        return weight_decay
+
+    @staticmethod
+    def _accuracy(y, t, n):
+        y = np.argmax(y, axis=1)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        return np.sum(y == t) / float(n)
+
+
+class MultiLayerNet(_FlatNet):
+    """Fully connected network ``(Affine -> activation) * L -> Affine -> softmax``.
+
+    Parameters
+    ----------
+    input_size : int
+    hidden_size_list : list of int
+        Must be a list (book quirk: a tuple raises TypeError).
+    output_size : int
+    activation : {'relu', 'sigmoid'}
+        Case-sensitive ('ReLU' raises KeyError).
+    weight_init_std : {'relu', 'he', 'sigmoid', 'xavier'} or float
+        'relu'/'he' -> sqrt(2/n), 'sigmoid'/'xavier' -> sqrt(1/n) with n the fan-in; a number is
+        the scale itself.
+    weight_decay_lambda : float
+        L2 decay: the loss adds ``0.5*lambda*sum(W**2)`` over all W (not b), the gradient
+        ``lambda*W``.
+    dtype : float64 (default) or float32
+
+    Attributes
+    ----------
+    params : dict
+        'W1', 'b1', ..., 'W{L+1}', 'b{L+1}': views of ``flat_params``, the layers' own arrays.
+    layers : OrderedDict
+        'Affine{i}', 'Activation_function{i}', ..., 'Affine{L+1}'.
+    last_layer : SoftmaxWithLoss
+    dtype : numpy.dtype
+    """
+
+    def __init__(self, input_size, hidden_size_list, output_size,
+                 activation='relu', weight_init_std='relu', weight_decay_lambda=0,
+                 dtype=np.float64):
+        self.input_size = input_size
+        self.output_size = output_size
+        self.hidden_size_list = hidden_size_list
+        self.hidden_layer_num = len(hidden_size_list)
+        self.weight_decay_lambda = weight_decay_lambda
+        self.dtype = network_dtype(dtype)
+        self.params = {}
+
+        self._init_weight(weight_init_std)
+
+        activation_layer = {'sigmoid': _layers.Sigmoid, 'relu': _layers.Relu}
+        self.layers = OrderedDict()
+        for idx in range(1, self.hidden_layer_num + 1):
+            self.layers['Affine' + str(idx)] = _layers.Affine(self.params['W' + str(idx)],
+                                                              self.params['b' + str(idx)])
+            self.layers['Activation_function' + str(idx)] = activation_layer[activation]()
+
+        idx = self.hidden_layer_num + 1
+        self.layers['Affine' + str(idx)] = _layers.Affine(self.params['W' + str(idx)],
+                                                          self.params['b' + str(idx)])
+        self.last_layer = _layers.SoftmaxWithLoss()
+        self._wire()
+
+    def _init_weight(self, weight_init_std):
+        """Draw ``W{i} = scale * randn(n_in, n_out)`` in layer order (float64, as the book);
+        zero biases; all copied into one flat buffer of the network's dtype."""
+        self._allocate(self._draw_weights(weight_init_std))
+
+    def _grad_entries(self):
+        for idx in range(1, self.hidden_layer_num + 2):
+            i = str(idx)
+            aff = self.layers['Affine' + i]
+            yield 'W' + i, aff, 'dW', 'W' + i
+            yield 'b' + i, aff, 'db', 'b' + i
+
+    def predict(self, x):
+        """Scores (pre-softmax) of the network for input ``x``."""
+        x = as_input(x, self.dtype)
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        """Softmax cross-entropy plus ``0.5*lambda*sum(W**2)`` for every W."""
+        y = self.predict(x)
+        return self.last_layer.forward(y, as_labels(t, self.dtype)) + self._decay()
+
+    def accuracy(self, x, t):
+        """Fraction of argmax predictions equal to ``t`` (index or one-hot)."""
+        return self._accuracy(self.predict(x), t, x.shape[0])
+
+    def numerical_gradient(self, x, t):
+        """Central-difference gradients of :meth:`loss`, keys W1, b1, ..."""
+        def loss_W(W):
+            return self.loss(x, t)
+
+        grads = {}
+        for idx in range(1, self.hidden_layer_num + 2):
+            grads['W' + str(idx)] = numerical_gradient(loss_W, self.params['W' + str(idx)])
+            grads['b' + str(idx)] = numerical_gradient(loss_W, self.params['b' + str(idx)])
+        return grads
+
+    def gradient(self, x, t):
+        """Backpropagation gradients, keys W1, b1, ...
+
+        ``grads['W{i}']`` is ``dW + lambda*W`` and ``grads['b{i}']`` the layer's ``db`` itself;
+        all are views of ``flat_grads``, overwritten by the next call.
+        """
+        y = self.predict(x)
+        self.last_layer.forward(y, as_labels(t, self.dtype))
+        return self._backprop()
