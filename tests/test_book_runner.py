@@ -71,5 +71,5 @@ def test_book_script_runs_on_fastnn(tmp_path):
 def test_missing_script():
     env = subprocess_env()
     r = subprocess.run([sys.executable, "-m", "fastnn.book", "no_such_script.py"],
-                       capture_output=True, text=True, env=env, timeout=60)
+                       capture_output=True, text=True, env=env, cwd="/", timeout=60)
     assert r.returncode == 2 and "no such script" in r.stderr
