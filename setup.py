@@ -72,7 +72,11 @@ def extensions():
         cflags = ["/O2", "/fp:precise"] + omp
         ldflags = []
     else:
-        cflags = ["-O3", "-fno-math-errno", "-std=gnu11", "-g0"]
+        # -fno-math-errno: GCC keeps sqrt/exp loops scalar without it. -fno-trapping-math: lets
+        # GCC if-convert float selects (clamps, masks) below AVX-512, so those loops vectorise
+        # on the AVX2 and SSE2 paths too; results and NaN/Inf semantics are unchanged (fastnn
+        # never enables floating-point traps).
+        cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-std=gnu11", "-g0"]
         if _flag_on("FASTNN_MARCH_NATIVE"):
             cflags.append("-march=native")
         cflags += [f for f in omp if f.startswith("-f") or f.startswith("-X")]

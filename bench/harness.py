@@ -22,10 +22,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
+# One process holds several thread pools here: fastnn's OpenMP, NumPy's and SciPy's OpenBLAS
+# copies and torch's OpenMP. By default idle OpenMP workers and OpenBLAS threads busy-wait for
+# a while after each call, so when implementations alternate they steal the two cores from one
+# another (a 100x100 GEMM then takes 50x longer). Make every pool sleep when idle; these must be
+# set before the libraries load. A user's explicit settings win.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import fastnn
-from fastnn import _runtime
+import numpy as np  # noqa: E402
+
+import fastnn  # noqa: E402
+from fastnn import _runtime  # noqa: E402
 
 try:  # PyTorch is a comparison only, never a dependency
     if os.environ.get("FASTNN_BENCH_NO_TORCH"):
@@ -94,8 +102,8 @@ def _call_time(fn, inner):
     return (time.perf_counter() - t0) / inner
 
 
-def time_alternating(impls, repeats, warmup=2, min_round=2e-3):
-    """Median seconds per call for each callable, alternating them round by round.
+def time_alternating(impls, repeats, warmup=2, min_round=2e-3, stat=np.median):
+    """Median (or ``stat``) seconds per call for each callable, alternating them round by round.
 
     Each round calls every implementation ``inner`` times in a row, where ``inner`` is chosen so
     a round lasts at least ``min_round`` seconds for the fastest one (short calls are batched).
@@ -111,11 +119,13 @@ def time_alternating(impls, repeats, warmup=2, min_round=2e-3):
         order = names if r % 2 == 0 else names[::-1]
         for k in order:
             samples[k].append(_call_time(impls[k], inner[k]))
-    return {k: float(np.median(v)) for k, v in samples.items()}
+    return {k: float(stat(v)) for k, v in samples.items()}
 
 
 def measure_ceilings(n_threads, quick=False):
-    """In-place bandwidth (GB/s, float32 a += alpha*b) and SGEMM GFLOP/s at n_threads."""
+    """In-place bandwidth (GB/s, float32 a += alpha*b) and SGEMM GFLOP/s at n_threads.
+
+    A ceiling is the best the machine does, so this takes the fastest round, not the median."""
     from scipy.linalg.blas import sgemm
     n = (1 << 22) if quick else (1 << 24)
     a = np.ones(n, np.float32)
@@ -128,7 +138,7 @@ def measure_ceilings(n_threads, quick=False):
         t = time_alternating({
             "bw": lambda: _runtime.stream_axpy(a, b, 1e-7, n_threads),
             "gemm": lambda: sgemm(1.0, A, B, 0.0, C, overwrite_c=1),
-        }, repeats=5 if quick else 9)
+        }, repeats=5 if quick else 9, stat=np.min)
     return {"bandwidth_GBps": 12.0 * n / t["bw"] / 1e9, "gemm_GFLOPs": 2.0 * m ** 3 / t["gemm"] / 1e9}
 
 

@@ -18,7 +18,7 @@ cdef extern from "activations.h" nogil:
     void fnn_sigmoid_backward_f64(const double *dout, const double *out, double *dx, Py_ssize_t n, int nt)
 
 
-def relu_forward(x, mask=None):
+def relu_forward(x, mask=None, out=None):
     """ReLU forward: ``out = x`` where ``x > 0`` else 0, and ``mask = (x <= 0)``.
 
     Parameters
@@ -26,6 +26,8 @@ def relu_forward(x, mask=None):
     x : ndarray of float32 or float64, any shape
     mask : ndarray of bool with x's shape, C-contiguous, optional
         Workspace to reuse for the mask; a new one is allocated if None.
+    out : ndarray with x's shape and dtype, C-contiguous, optional
+        Where to write the output (must not overlap x); a new array is allocated if None.
 
     Returns
     -------
@@ -34,7 +36,11 @@ def relu_forward(x, mask=None):
     """
     cdef int code = float_code(x, "x")
     cdef cnp.ndarray xc = contiguous(<cnp.ndarray>x)
-    cdef cnp.ndarray out = np.empty_like(xc)
+    if out is None:
+        out = np.empty_like(xc)
+    else:
+        check_output(out, "out", (<object>xc).shape, cnp.PyArray_TYPE(xc))
+    cdef cnp.ndarray o = <cnp.ndarray>out
     if mask is None:
         mask = np.empty((<object>xc).shape, dtype=np.bool_)
     else:
@@ -43,7 +49,7 @@ def relu_forward(x, mask=None):
     cdef Py_ssize_t n = xc.size
     cdef int nt = get_num_threads()
     cdef void *px = cnp.PyArray_DATA(xc)
-    cdef void *py = cnp.PyArray_DATA(out)
+    cdef void *py = cnp.PyArray_DATA(o)
     cdef uint8_t *pm = <uint8_t *>cnp.PyArray_DATA(m)
     with nogil:
         if code == 0:
@@ -92,15 +98,20 @@ def relu_backward(dout, mask, out=None):
     return out
 
 
-def sigmoid_forward(x):
-    """Sigmoid forward ``1 / (1 + exp(-x))`` (a new array of x's shape and dtype)."""
+def sigmoid_forward(x, out=None):
+    """Sigmoid forward ``1 / (1 + exp(-x))``, written to ``out`` (x's shape and dtype,
+    C-contiguous) or to a new array if None."""
     cdef int code = float_code(x, "x")
     cdef cnp.ndarray xc = contiguous(<cnp.ndarray>x)
-    cdef cnp.ndarray out = np.empty_like(xc)
+    if out is None:
+        out = np.empty_like(xc)
+    else:
+        check_output(out, "out", (<object>xc).shape, cnp.PyArray_TYPE(xc))
+    cdef cnp.ndarray o = <cnp.ndarray>out
     cdef Py_ssize_t n = xc.size
     cdef int nt = get_num_threads()
     cdef void *px = cnp.PyArray_DATA(xc)
-    cdef void *py = cnp.PyArray_DATA(out)
+    cdef void *py = cnp.PyArray_DATA(o)
     with nogil:
         if code == 0:
             fnn_sigmoid_forward_f32(<float *>px, <float *>py, n, nt)

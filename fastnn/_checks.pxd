@@ -53,8 +53,3 @@ cdef inline int check_output(object out, str name, tuple shape, int typenum) exc
     if not cnp.PyArray_ISWRITEABLE(o):
         raise ValueError("%s must be writeable (it is read-only)" % name)
     return 0
-
-
-cdef inline bint shares_memory(cnp.ndarray a, cnp.ndarray b):
-    """True if a and b may overlap in memory (cheap bounds test)."""
-    return np.may_share_memory(a, b)

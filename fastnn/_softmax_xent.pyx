@@ -3,7 +3,7 @@ cimport numpy as cnp
 import numpy as np
 from libc.stdint cimport int64_t
 from fastnn._runtime cimport get_num_threads
-from fastnn._checks cimport float_code, contiguous
+from fastnn._checks cimport float_code, contiguous, check_output
 
 cnp.import_array()
 
@@ -50,7 +50,7 @@ cdef tuple _labels(t, cnp.ndarray x):
     return idx, None
 
 
-def softmax_xent_forward(x, t, bint with_grad=False, grad_scale=None):
+def softmax_xent_forward(x, t, bint with_grad=False, grad_scale=None, y_out=None, dx_out=None):
     """Softmax of the rows of x and the book's cross-entropy loss in one pass.
 
     Parameters
@@ -62,6 +62,8 @@ def softmax_xent_forward(x, t, bint with_grad=False, grad_scale=None):
         are in cache.
     grad_scale : float, optional
         Scale of dx; default ``1 / N`` (the book's ``1 / batch_size``).
+    y_out, dx_out : ndarray (N, C) of x's dtype, C-contiguous, optional
+        Where to write y and dx (e.g. recycled buffers); new arrays are allocated if None.
 
     Returns
     -------
@@ -79,8 +81,16 @@ def softmax_xent_forward(x, t, bint with_grad=False, grad_scale=None):
         raise ValueError("x must hold at least one row and one class, got shape %s" % ((<object>xc).shape,))
     idx, onehot = _labels(t, xc)
     cdef double scale = 1.0 / N if grad_scale is None else float(grad_scale)
-    cdef cnp.ndarray y = np.empty_like(xc)
-    cdef cnp.ndarray dx = np.empty_like(xc) if with_grad else None
+    if y_out is None:
+        y_out = np.empty_like(xc)
+    else:
+        check_output(y_out, "y_out", (N, C), cnp.PyArray_TYPE(xc))
+    if with_grad and dx_out is None:
+        dx_out = np.empty_like(xc)
+    elif with_grad:
+        check_output(dx_out, "dx_out", (N, C), cnp.PyArray_TYPE(xc))
+    cdef cnp.ndarray y = <cnp.ndarray>y_out
+    cdef cnp.ndarray dx = <cnp.ndarray>dx_out if with_grad else None
     cdef void *px = cnp.PyArray_DATA(xc)
     cdef void *py = cnp.PyArray_DATA(y)
     cdef void *pdx = cnp.PyArray_DATA(dx) if with_grad else NULL
@@ -100,15 +110,20 @@ def softmax_xent_forward(x, t, bint with_grad=False, grad_scale=None):
     return loss, y, dx
 
 
-def softmax_xent_backward(y, t, grad_scale):
-    """``dx = (y - onehot(t)) * grad_scale`` for the softmax output y (N, C) and labels t."""
+def softmax_xent_backward(y, t, grad_scale, out=None):
+    """``dx = (y - onehot(t)) * grad_scale`` for the softmax output y (N, C) and labels t,
+    written to ``out`` (N, C, y's dtype, C-contiguous) or to a new array if None."""
     cdef int code = float_code(y, "y")
     cdef cnp.ndarray yc = contiguous(<cnp.ndarray>y)
     if yc.ndim != 2 or yc.shape[0] == 0 or yc.shape[1] == 0:
         raise ValueError("y must be a non-empty 2-D array (N, C), got shape %s" % ((<object>yc).shape,))
     cdef Py_ssize_t N = yc.shape[0], C = yc.shape[1]
     idx, onehot = _labels(t, yc)
-    cdef cnp.ndarray dx = np.empty_like(yc)
+    if out is None:
+        out = np.empty_like(yc)
+    else:
+        check_output(out, "out", (N, C), cnp.PyArray_TYPE(yc))
+    cdef cnp.ndarray dx = <cnp.ndarray>out
     cdef void *py = cnp.PyArray_DATA(yc)
     cdef void *pdx = cnp.PyArray_DATA(dx)
     cdef int64_t *pi = <int64_t *>cnp.PyArray_DATA(idx) if idx is not None else NULL

@@ -43,13 +43,15 @@ class Relu:
 
     def __init__(self):
         self.mask = None
+        self._outs = RecycledBuffers()
 
     def forward(self, x):
         x = _float_array(x, "x")
         reuse = self.mask if (isinstance(self.mask, np.ndarray) and self.mask.shape == x.shape
                               and self.mask.dtype == np.bool_
                               and self.mask.flags.c_contiguous and self.mask.flags.writeable) else None
-        out, self.mask = _activations.relu_forward(x, mask=reuse)
+        out, self.mask = _activations.relu_forward(x, mask=reuse,
+                                                   out=self._outs.empty(x.shape, x.dtype))
         return out
 
     def backward(self, dout):
@@ -76,9 +78,12 @@ class Sigmoid:
 
     def __init__(self):
         self.out = None
+        self._outs = RecycledBuffers()
+        self._dxs = RecycledBuffers()
 
     def forward(self, x):
-        self.out = _activations.sigmoid_forward(_float_array(x, "x"))
+        x = _float_array(x, "x")
+        self.out = _activations.sigmoid_forward(x, out=self._outs.empty(x.shape, x.dtype))
         return self.out
 
     def backward(self, dout):
@@ -86,7 +91,8 @@ class Sigmoid:
             raise RuntimeError("Sigmoid.backward called before forward")
         dout = np.asarray(dout)
         dt = compute_dtype(dout, self.out)
-        return _activations.sigmoid_backward(as_dtype(dout, dt), as_dtype(self.out, dt))
+        return _activations.sigmoid_backward(as_dtype(dout, dt), as_dtype(self.out, dt),
+                                             out=self._dxs.empty(self.out.shape, dt))
 
 
 class Affine:
@@ -175,6 +181,8 @@ class SoftmaxWithLoss:
         self.y = None
         self.t = None
         self._dx = None   # backward result computed by the fused forward, handed out once
+        self._ys = RecycledBuffers()
+        self._dxs = RecycledBuffers()
 
     def forward(self, x, t):
         self.t = t
@@ -187,8 +195,10 @@ class SoftmaxWithLoss:
         # dx is computed in the same pass when it has x's dtype (with float64 one-hot labels
         # and float32 x, the book's dx is float64: backward computes it then)
         fused = grad_dtype == x.dtype
-        loss, y, dx = _softmax_xent.softmax_xent_forward(x2, t2, with_grad=fused,
-                                                         grad_scale=grad_scale)
+        loss, y, dx = _softmax_xent.softmax_xent_forward(
+            x2, t2, with_grad=fused, grad_scale=grad_scale,
+            y_out=self._ys.empty(x2.shape, x.dtype),
+            dx_out=self._dxs.empty(x2.shape, x.dtype) if fused else None)
         self.y = y.reshape(x.shape)
         self._dx = dx.reshape(x.shape) if fused else None
         self.loss = x.dtype.type(loss)
@@ -202,7 +212,8 @@ class SoftmaxWithLoss:
         if dx is not None:
             return dx
         y2, t2, grad_scale, grad_dtype = self._prepare(self.y, self.t)
-        dx = _softmax_xent.softmax_xent_backward(as_dtype(y2, grad_dtype), t2, grad_scale)
+        dx = _softmax_xent.softmax_xent_backward(as_dtype(y2, grad_dtype), t2, grad_scale,
+                                                 out=self._dxs.empty(y2.shape, grad_dtype))
         return dx.reshape(self.y.shape)
 
     @staticmethod
@@ -400,6 +411,8 @@ class BatchNormalization:
         self._mean = None  # its batch mean, variance and std (D,): workspaces reused per shape
         self._var = None
         self._std = None
+        self._outs = RecycledBuffers()   # memory of large outputs, reused once released
+        self._dxs = RecycledBuffers()
 
     # -- the book's caches, computed on demand -----------------------------------------------
     @property
@@ -470,7 +483,7 @@ class BatchNormalization:
                         and type(rv) is np.ndarray and rm.dtype == np.float64
                         and rv.dtype == np.float64 and rm.shape == (D,) and rv.shape == (D,))
         res = _batchnorm.forward_train(
-            xa, as_dtype(g, dt), as_dtype(b, dt), self._eps, None,
+            xa, as_dtype(g, dt), as_dtype(b, dt), self._eps, self._outs.empty((N, D), dt),
             self._buffer("_mean", D, dt), self._buffer("_var", D, dt),
             self._buffer("_std", D, dt), (rm, rv) if fast_running and x2.dtype == dt else None,
             m if fast_running else 0.0)
@@ -522,7 +535,7 @@ class BatchNormalization:
         dt = x.dtype if d2.dtype == x.dtype == g.dtype else compute_dtype(d2, x, g)
         dx, self.dgamma, self.dbeta = _batchnorm.backward(
             as_dtype(d2, dt), as_dtype(x, dt), as_dtype(g, dt),
-            as_dtype(self._mean, dt), as_dtype(self._std, dt))
+            as_dtype(self._mean, dt), as_dtype(self._std, dt), self._dxs.empty((N, D), dt))
         return dx if dx.shape == self.input_shape else dx.reshape(*self.input_shape)
 
 
