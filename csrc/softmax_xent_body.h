@@ -26,6 +26,10 @@ static inline ptrdiff_t FNAME(xent_label)(ptrdiff_t i, ptrdiff_t C, const int64_
 #ifndef FNN_XENT_BLOCK
 #define FNN_XENT_BLOCK 4096
 #endif
+/* Rows shorter than this use plain loops for the max and the sum: a vectorised reduction's
+ * set-up and epilogue cost more than they save on a handful of classes. */
+#define FNN_XENT_SIMD_MIN 64
+#define FNN_LOG(v) _Generic((v), float: logf, double: log)(v)
 
 /* Softmax, loss and optionally dx for rows [r0, r1). row_loss gets -log(y[i, t_i] + 1e-7). */
 static void FNAME(softmax_xent_rows)(const REAL *restrict x, ptrdiff_t r0, ptrdiff_t r1,
@@ -38,9 +42,14 @@ static void FNAME(softmax_xent_rows)(const REAL *restrict x, ptrdiff_t r0, ptrdi
         const REAL *xi = x + i * C;
         REAL *yi = y + i * C;
         REAL m = xi[0];
-        #pragma omp simd reduction(max:m)
-        for (ptrdiff_t j = 1; j < C; j++)
-            m = xi[j] > m ? xi[j] : m;
+        if (C >= FNN_XENT_SIMD_MIN) {
+            #pragma omp simd reduction(max:m)
+            for (ptrdiff_t j = 1; j < C; j++)
+                m = xi[j] > m ? xi[j] : m;
+        } else {
+            for (ptrdiff_t j = 1; j < C; j++)
+                m = xi[j] > m ? xi[j] : m;
+        }
         #pragma omp simd
         for (ptrdiff_t j = 0; j < C; j++)
             yi[j] = xi[j] - m;
@@ -54,16 +63,21 @@ static void FNAME(softmax_xent_rows)(const REAL *restrict x, ptrdiff_t r0, ptrdi
     for (ptrdiff_t i = r0; i < r1; i++) {
         REAL *yi = y + i * C;
         ACC s = 0;
-        #pragma omp simd reduction(+:s)
-        for (ptrdiff_t j = 0; j < C; j++)
-            s += (ACC)yi[j];
+        if (C >= FNN_XENT_SIMD_MIN) {
+            #pragma omp simd reduction(+:s)
+            for (ptrdiff_t j = 0; j < C; j++)
+                s += (ACC)yi[j];
+        } else {
+            for (ptrdiff_t j = 0; j < C; j++)
+                s += (ACC)yi[j];
+        }
         const REAL inv = (REAL)(1.0 / s);
         #pragma omp simd
         for (ptrdiff_t j = 0; j < C; j++)
             yi[j] *= inv;
         ptrdiff_t t = FNAME(xent_label)(i, C, idx, onehot);
-        /* the book adds 1e-7 in the element type before the log */
-        row_loss[i] = -log((double)(REAL)(yi[t] + (REAL)1e-7));
+        /* the book adds 1e-7 and takes the log in the element type */
+        row_loss[i] = -(double)FNN_LOG((REAL)(yi[t] + (REAL)1e-7));
         if (dx != NULL) {
             REAL *dxi = dx + i * C;
             if (onehot != NULL) {

@@ -133,6 +133,14 @@ class Affine:
         self.grad_buffers = None
 
     def forward(self, x):
+        W, b = self.W, self.b
+        if (type(x) is np.ndarray and x.ndim == 2 and type(W) is np.ndarray
+                and type(b) is np.ndarray and x.dtype is W.dtype is b.dtype and x.shape[0]):
+            # common case (2-D batch, one float dtype): no promotion or reshaping to do; the
+            # kernel wrapper validates shapes, contiguity and dtype
+            self.original_x_shape = x.shape
+            self.x = x if x.flags.c_contiguous else np.ascontiguousarray(x)
+            return _affine.affine_forward(self.x, W, b)
         x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError("x must have a batch axis: expected shape (N, ...), got %s" % (x.shape,))
@@ -149,17 +157,20 @@ class Affine:
     def backward(self, dout):
         if self.x is None:
             raise RuntimeError("Affine.backward called before forward")
-        dout = np.asarray(dout)
-        dt = compute_dtype(dout, self.x, self.W)
+        x, W = self.x, self.W
+        if type(dout) is np.ndarray and type(W) is np.ndarray and dout.dtype is x.dtype is W.dtype:
+            dt = x.dtype    # common case: nothing to promote
+        else:
+            dout = np.asarray(dout)
+            dt = compute_dtype(dout, x, W)
+            dout, x, W = as_dtype(dout, dt), as_dtype(x, dt), as_dtype(W, dt)
         dW_out = db_out = None
         if self.grad_buffers is not None and self.grad_buffers[0].dtype == dt:
             dW_out, db_out = self.grad_buffers
-        dx, self.dW, self.db = _affine.affine_backward(
-            as_dtype(dout, dt), as_dtype(self.x, dt), as_dtype(self.W, dt), self.need_dx,
-            dW_out, db_out)
+        dx, self.dW, self.db = _affine.affine_backward(dout, x, W, self.need_dx, dW_out, db_out)
         if dx is None:
             return None
-        return dx.reshape(*self.original_x_shape)
+        return dx if dx.shape == self.original_x_shape else dx.reshape(*self.original_x_shape)
 
 
 class SoftmaxWithLoss:
@@ -253,7 +264,7 @@ class Dropout:
         dtype; all zeros when ratio is 1), test ``x`` itself (returned unchanged, not copied).
     seed : int in [0, 2**64) or None, default None
         None: each training forward draws its seed from NumPy's global generator (one
-        ``np.random.randint(0, 2**64, dtype=np.uint64)`` call), so ``np.random.seed(s)``
+        ``np.random.random_sample()`` call, 53 bits), so ``np.random.seed(s)``
         reproduces a whole run. An int: training forward number c (0, 1, ...) of this layer
         uses seed ``(seed + c * 0x9E3779B97F4A7C15) mod 2**64``, so successive calls get
         different masks and the sequence is reproducible without touching NumPy's generator.
