@@ -43,6 +43,19 @@ void fnn_batchnorm_running_update_f32(const double *old, const float *stat, doub
     }
 }
 
+/* float32 running statistics (a float32 network keeps them in its dtype): every term is float32,
+ * momentum and 1 - momentum rounded to float32, as NumPy evaluates the expression then. */
+void fnn_batchnorm_running_update_f32state(const float *old, const float *stat, double momentum,
+                                           float *out, ptrdiff_t D)
+{
+    const float m = (float)momentum, c = (float)(1.0 - momentum);
+    for (ptrdiff_t j = 0; j < D; j++) {
+        volatile float t = c * stat[j];
+        volatile float p = m * old[j];
+        out[j] = p + t;
+    }
+}
+
 void fnn_batchnorm_running_update_f64(const double *old, const double *stat, double momentum,
                                       double *out, ptrdiff_t D)
 {

@@ -23,4 +23,6 @@
 FNN_DECLARE(f32, float)
 FNN_DECLARE(f64, double)
 #undef FNN_DECLARE
+void fnn_batchnorm_running_update_f32state(const float *old, const float *stat, double momentum,
+                                           float *out, ptrdiff_t D);
 #endif

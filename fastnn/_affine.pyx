@@ -163,8 +163,9 @@ cdef inline void memset_zero(void *p, Py_ssize_t nbytes) noexcept nogil:
 
 def gemm_floor(x, W, dout, y, dx, dW):
     """Benchmark helper: only the three GEMMs of Affine forward+backward, into preallocated
-    C-contiguous outputs (``y = x·W``, ``dx = dout·Wᵀ``, ``dW = xᵀ·dout``). This is the floor the
-    layer's time is compared with; it validates dtypes and shapes like the layer does."""
+    C-contiguous outputs (``y = x·W``, ``dx = dout·Wᵀ``, ``dW = xᵀ·dout``; ``dx=None`` skips that
+    one, as for a network's first layer). This is the floor the layer's time is compared with;
+    it validates dtypes and shapes like the layer does."""
     cdef int code = float_code(x, "x")
     cdef cnp.ndarray xc = contiguous(<cnp.ndarray>x)
     cdef cnp.ndarray Wc = contiguous(<cnp.ndarray>W)
@@ -179,17 +180,20 @@ def gemm_floor(x, W, dout, y, dx, dW):
                          % ((<object>xc).shape, (<object>Wc).shape, (<object>d).shape))
     _check_dims(N, K, M)
     check_output(y, "y", (N, M), cnp.PyArray_TYPE(xc))
-    check_output(dx, "dx", (N, K), cnp.PyArray_TYPE(xc))
+    if dx is not None:
+        check_output(dx, "dx", (N, K), cnp.PyArray_TYPE(xc))
     check_output(dW, "dW", (K, M), cnp.PyArray_TYPE(xc))
     cdef void *px = cnp.PyArray_DATA(xc)
     cdef void *pW = cnp.PyArray_DATA(Wc)
     cdef void *pd = cnp.PyArray_DATA(d)
     cdef void *py = cnp.PyArray_DATA(<cnp.ndarray>y)
-    cdef void *pdx = cnp.PyArray_DATA(<cnp.ndarray>dx)
+    cdef void *pdx = cnp.PyArray_DATA(<cnp.ndarray>dx) if dx is not None else NULL
     cdef void *pdW = cnp.PyArray_DATA(<cnp.ndarray>dW)
     if N == 0 or K == 0 or M == 0:
         return
     with nogil:
         gemm_rowmajor(code == 1, False, False, <blas_int>N, <blas_int>M, <blas_int>K, 1.0, px, pW, 0.0, py)
         gemm_rowmajor(code == 1, True, False, <blas_int>K, <blas_int>M, <blas_int>N, 1.0, px, pd, 0.0, pdW)
-        gemm_rowmajor(code == 1, False, True, <blas_int>N, <blas_int>K, <blas_int>M, 1.0, pd, pW, 0.0, pdx)
+        if pdx != NULL:
+            gemm_rowmajor(code == 1, False, True, <blas_int>N, <blas_int>K, <blas_int>M, 1.0, pd,
+                          pW, 0.0, pdx)

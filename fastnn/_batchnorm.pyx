@@ -36,6 +36,8 @@ cdef extern from "batchnorm.h" nogil:
                                     double *dbeta, int nt)
     void fnn_batchnorm_running_update_f32(const double *old, const float *stat, double momentum,
                                           double *out, Py_ssize_t D)
+    void fnn_batchnorm_running_update_f32state(const float *old, const float *stat,
+                                               double momentum, float *out, Py_ssize_t D)
     void fnn_batchnorm_running_update_f64(const double *old, const double *stat,
                                           double momentum, double *out, Py_ssize_t D)
 
@@ -72,11 +74,14 @@ cdef cnp.ndarray _vector(object v, str name, cnp.ndarray like, Py_ssize_t D):
     return contiguous(a).reshape(D)
 
 
-cdef cnp.ndarray _state(object v, str name, Py_ssize_t D):
-    """A float64 array of D values (running statistics), contiguous 1-D view."""
-    if not isinstance(v, np.ndarray) or (<cnp.ndarray>v).dtype != np.float64:
-        raise TypeError("%s must be a float64 ndarray, got %s"
-                        % (name, getattr(v, "dtype", type(v).__name__)))
+cdef cnp.ndarray _state(object v, str name, Py_ssize_t D, bint allow_f32=False):
+    """Running statistics: D values, float64 (the book's), or float32 if allow_f32 (a float32
+    network's); a contiguous 1-D view."""
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>v) if isinstance(v, np.ndarray) else -1
+    if not (t == cnp.NPY_DOUBLE or (allow_f32 and t == cnp.NPY_FLOAT)):
+        raise TypeError("%s must be a float64%s ndarray, got %s"
+                        % (name, " (or float32, like x)" if allow_f32 else "",
+                           getattr(v, "dtype", type(v).__name__)))
     cdef cnp.ndarray a = <cnp.ndarray>v
     if a.size != D:
         raise ValueError("%s must have %d values (one per feature), got shape %s"
@@ -118,10 +123,14 @@ def forward_train(x, gamma, beta, double eps=1e-6, out=None, mean=None, var=None
         raise ValueError("out, mean, var and std must not overlap x")
     cdef cnp.ndarray rm, rv, new_rm, new_rv
     if running is not None:
-        rm = _state(running[0], "running_mean", D)
-        rv = _state(running[1], "running_var", D)
-        new_rm = np.empty(D, dtype=np.float64)
-        new_rv = np.empty(D, dtype=np.float64)
+        f32 = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT
+        rm = _state(running[0], "running_mean", D, f32)
+        rv = _state(running[1], "running_var", D, f32)
+        if cnp.PyArray_TYPE(rm) != cnp.PyArray_TYPE(rv):
+            raise TypeError("running_mean and running_var must share a dtype, got %s and %s"
+                            % (rm.dtype, rv.dtype))
+        new_rm = np.empty(D, dtype=rm.dtype)
+        new_rv = np.empty(D, dtype=rv.dtype)
     cdef void *px = cnp.PyArray_DATA(xa)
     cdef void *pg = cnp.PyArray_DATA(g)
     cdef void *pb = cnp.PyArray_DATA(b)
@@ -150,7 +159,10 @@ cdef void _update(cnp.ndarray old, cnp.ndarray stat, double momentum, cnp.ndarra
     cdef double *po = <double *>cnp.PyArray_DATA(old)
     cdef double *pr = <double *>cnp.PyArray_DATA(out)
     cdef void *ps = cnp.PyArray_DATA(stat)
-    if cnp.PyArray_TYPE(stat) == cnp.NPY_FLOAT:
+    if cnp.PyArray_TYPE(old) == cnp.NPY_FLOAT:    # float32 state (and stat)
+        fnn_batchnorm_running_update_f32state(<float *>po, <float *>ps, momentum, <float *>pr,
+                                              out.shape[0])
+    elif cnp.PyArray_TYPE(stat) == cnp.NPY_FLOAT:
         fnn_batchnorm_running_update_f32(po, <float *>ps, momentum, pr, out.shape[0])
     else:
         fnn_batchnorm_running_update_f64(po, <double *>ps, momentum, pr, out.shape[0])

@@ -19,6 +19,9 @@ from fastnn.reference import dropout_rng as _drng
 from fastnn.reference import layers as _ref
 from fastnn.util import col2im, im2col  # noqa: F401
 
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
 _PUBLIC_CLASSES = ("Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
                    "BatchNormalization", "Convolution", "Pooling")
 
@@ -462,6 +465,10 @@ class BatchNormalization:
     def forward(self, x, train_flg=True):
         """Normalise ``x`` (N, D) or (N, C, H, W); training mode (the default, as in the book)
         uses the batch statistics and updates the running statistics."""
+        if train_flg and type(x) is np.ndarray and x.ndim == 2 and x.flags.c_contiguous:
+            out = self._forward_train_common(x)
+            if out is not None:
+                return out
         x = _float_array(x, "x")
         if x.ndim == 2:
             x2 = x
@@ -484,6 +491,29 @@ class BatchNormalization:
         else:
             out = self._forward_test(x2, g, b)
         return out if x.ndim == 2 else out.reshape(*self.input_shape)
+
+    def _forward_train_common(self, x):
+        """Training forward of the common case, with the checks reduced to what tells it apart
+        from the general path (2-D C-contiguous x, gamma and beta of x's dtype, running
+        statistics in float64 or x's dtype, float momentum): the kernel wrapper validates the
+        rest. None: not that case."""
+        g, b, rm, rv, m = self.gamma, self.beta, self.running_mean, self.running_var, self.momentum
+        dt = x.dtype
+        if not (type(g) is np.ndarray and type(b) is np.ndarray and g.dtype is dt
+                and b.dtype is dt and type(rm) is np.ndarray and type(rv) is np.ndarray
+                and (rm.dtype is _FLOAT64 or rm.dtype is dt) and rv.dtype is rm.dtype
+                and type(m) is float
+                and x.shape[0] and x.shape[1] and (dt is _FLOAT32 or dt is _FLOAT64)):
+            return None
+        N, D = x.shape
+        res = _batchnorm.forward_train(
+            x, g, b, self._eps, self._outs.empty((N, D), dt), self._buffer("_mean", D, dt),
+            self._buffer("_var", D, dt), self._buffer("_std", D, dt), (rm, rv), m)
+        self.input_shape = x.shape
+        self._x = x
+        self.batch_size = N
+        self.running_mean, self.running_var = res[4], res[5]
+        return res[0]
 
     def _forward_train(self, x2, g, b):
         N, D = x2.shape
@@ -532,6 +562,13 @@ class BatchNormalization:
         ``dx`` in the shape of the last forward's input."""
         if self._x is None:
             raise RuntimeError("BatchNormalization.backward called before a training-mode forward")
+        x, g = self._x, self.gamma
+        if (type(dout) is np.ndarray and type(g) is np.ndarray and dout.dtype is x.dtype is g.dtype
+                and dout.shape == x.shape == self.input_shape):
+            # common case: 2-D, one dtype (the wrapper validates the rest)
+            dx, self.dgamma, self.dbeta = _batchnorm.backward(
+                dout, x, g, self._mean, self._std, self._dxs.empty(x.shape, x.dtype))
+            return dx
         dout = np.asarray(dout)
         N, D = self._x.shape
         if dout.ndim not in (2, 4) or dout.shape[0] != N or dout.size != N * D:

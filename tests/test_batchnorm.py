@@ -287,3 +287,37 @@ def test_nan_propagates():
 def test_show_config_reports_compiled():
     from fastnn._config import implementations
     assert implementations()["layers.BatchNormalization"] == "compiled"
+
+
+def test_4d_forward_then_2d_dout_gives_4d_dx_like_the_book():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 2, 3, 3))
+    D = 18
+    fast = layers.BatchNormalization(np.ones(D), np.zeros(D))
+    slow = ref.BatchNormalization(np.ones(D), np.zeros(D))
+    fast.forward(x)
+    slow.forward(x)
+    dout = rng.standard_normal((4, D))
+    dx, dx_ref = fast.backward(dout), slow.backward(dout)
+    assert dx.shape == dx_ref.shape == x.shape
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_running_statistics_follow_numpys_float32_expression():
+    # a float32 network keeps float32 running statistics: the update must be the book's
+    # expression evaluated by NumPy in float32
+    rng = np.random.default_rng(7)
+    D = 37
+    rm0 = rng.standard_normal(D).astype(np.float32)
+    rv0 = rng.random(D).astype(np.float32)
+    layer = layers.BatchNormalization(np.ones(D, np.float32), np.zeros(D, np.float32),
+                                      momentum=0.9, running_mean=rm0.copy(),
+                                      running_var=rv0.copy())
+    x = rng.standard_normal((16, D)).astype(np.float32)
+    layer.forward(x)
+    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    var = ((x.astype(np.float64) - x.mean(axis=0, dtype=np.float64)) ** 2).mean(axis=0)
+    var = var.astype(np.float32)
+    assert layer.running_mean.dtype == np.float32 and layer.running_var.dtype == np.float32
+    np.testing.assert_array_equal(layer.running_mean, 0.9 * rm0 + (1 - 0.9) * mean)
+    np.testing.assert_allclose(layer.running_var, 0.9 * rv0 + (1 - 0.9) * var, rtol=1e-6)
