@@ -82,3 +82,20 @@ def test_set_num_threads_limits_scipy_blas_in_a_fresh_process():
     # import the same fastnn the tests use (installed or in-place build), from outside the tree
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastnn.__file__)))
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/", env=env)
+
+
+def test_import_leaves_the_environment_as_it_was():
+    # fastnn loads its OpenMP runtime with a passive wait policy, then restores os.environ
+    import subprocess
+    import sys
+    import os
+    from conftest import subprocess_env
+    env = subprocess_env()
+    env.pop("OMP_WAIT_POLICY", None)
+    env.pop("GOMP_SPINCOUNT", None)
+    code = ("import os, fastnn\n"
+            "assert 'OMP_WAIT_POLICY' not in os.environ, os.environ.get('OMP_WAIT_POLICY')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/", env=env)
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    code = "import os, fastnn\nassert os.environ['OMP_WAIT_POLICY'] == 'ACTIVE'\n"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/", env=env)
