@@ -80,6 +80,8 @@ def extensions():
         if _flag_on("FASTNN_MARCH_NATIVE"):
             cflags.append("-march=native")
         cflags += [f for f in omp if f.startswith("-f") or f.startswith("-X")]
+        if not omp:
+            cflags.append("-fopenmp-simd")   # keep `omp simd` loops vectorised without OpenMP
         ldflags = ["-s"] + omp if sys.platform.startswith("linux") else omp
     build_desc = " ".join(cflags)
     macros = [

@@ -167,6 +167,36 @@ static inline void FNAME(bn_shifted_sums)(const REAL *restrict x, ptrdiff_t N, p
     }
 }
 
+/* Columns (features) [lo, hi) of batchnorm_forward_train. */
+static inline void FNAME(batchnorm_forward_train_cols)(const REAL *restrict x, ptrdiff_t N,
+        ptrdiff_t D, const REAL *restrict gamma, const REAL *restrict beta, double eps,
+        REAL *restrict y, REAL *restrict mean, REAL *restrict var, REAL *restrict std,
+        int stream, ptrdiff_t lo, ptrdiff_t hi)
+{
+    ACC s1[FNN_BN_TILE], s2[FNN_BN_TILE];
+    REAL m[FNN_BN_TILE], a[FNN_BN_TILE];
+    for (ptrdiff_t j0 = lo; j0 < hi; j0 += FNN_BN_TILE) {
+        ptrdiff_t w = hi - j0 < FNN_BN_TILE ? hi - j0 : FNN_BN_TILE;
+        FNAME(bn_shifted_sums)(x, N, D, j0, w, s1, s2);
+        const ACC invn = 1.0 / (ACC)N;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            ACC mu = (ACC)x[j0 + j] + s1[j] * invn;
+            ACC v = (s2[j] - s1[j] * s1[j] * invn) * invn;
+            v = v < 0 ? 0 : v;  /* rounding only; NaN passes */
+            ACC sd = sqrt(v + eps);
+            mean[j0 + j] = (REAL)mu;
+            var[j0 + j] = (REAL)v;
+            std[j0 + j] = (REAL)sd;
+            m[j] = (REAL)mu;
+            a[j] = (REAL)((ACC)gamma[j0 + j] / sd);
+        }
+        for (ptrdiff_t i = 0; i < N; i++)
+            FNAME(bn_row)(x + i * D + j0, y + i * D + j0, m, a, beta + j0, NULL, NULL, w,
+                          stream);
+    }
+    FNAME(bn_stream_fence)(stream);
+}
+
 /* Training forward.
  *   x (N, D), gamma, beta (D) -> y (N, D) = gamma * (x - mean) / std + beta
  *   mean, var (D): batch mean and biased variance (rounded to REAL), std = sqrt(var + eps).
@@ -180,35 +210,30 @@ static void FNAME(batchnorm_forward_train)(const REAL *restrict x, ptrdiff_t N, 
 {
     int nt = FNAME(bn_threads)(N, D, n_threads);
     const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_BN_STREAM_BYTES;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        ptrdiff_t lo = 0, hi = D;
-#ifdef _OPENMP
-        FNAME(bn_block)(D, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-#endif
-        ACC s1[FNN_BN_TILE], s2[FNN_BN_TILE];
-        REAL m[FNN_BN_TILE], a[FNN_BN_TILE];
-        for (ptrdiff_t j0 = lo; j0 < hi; j0 += FNN_BN_TILE) {
-            ptrdiff_t w = hi - j0 < FNN_BN_TILE ? hi - j0 : FNN_BN_TILE;
-            FNAME(bn_shifted_sums)(x, N, D, j0, w, s1, s2);
-            const ACC invn = 1.0 / (ACC)N;
-            for (ptrdiff_t j = 0; j < w; j++) {
-                ACC mu = (ACC)x[j0 + j] + s1[j] * invn;
-                ACC v = (s2[j] - s1[j] * s1[j] * invn) * invn;
-                v = v < 0 ? 0 : v;  /* rounding only; NaN passes */
-                ACC sd = sqrt(v + eps);
-                mean[j0 + j] = (REAL)mu;
-                var[j0 + j] = (REAL)v;
-                std[j0 + j] = (REAL)sd;
-                m[j] = (REAL)mu;
-                a[j] = (REAL)((ACC)gamma[j0 + j] / sd);
-            }
-            for (ptrdiff_t i = 0; i < N; i++)
-                FNAME(bn_row)(x + i * D + j0, y + i * D + j0, m, a, beta + j0, NULL, NULL, w,
-                              stream);
+    FNN_PARALLEL_BLOCKS_BY(FNAME(bn_block), D,
+                           FNAME(batchnorm_forward_train_cols)(x, N, D, gamma, beta, eps, y, mean,
+                               var, std, stream, lo, hi));
+}
+
+/* Columns (features) [lo, hi) of batchnorm_forward_infer. */
+static inline void FNAME(batchnorm_forward_infer_cols)(const REAL *restrict x, ptrdiff_t N,
+        ptrdiff_t D, const REAL *restrict gamma, const REAL *restrict beta,
+        const double *restrict running_mean, const double *restrict running_var, double eps,
+        REAL *restrict y,
+        int stream, ptrdiff_t lo, ptrdiff_t hi)
+{
+    REAL m[FNN_BN_TILE], a[FNN_BN_TILE];
+    for (ptrdiff_t j0 = lo; j0 < hi; j0 += FNN_BN_TILE) {
+        ptrdiff_t w = hi - j0 < FNN_BN_TILE ? hi - j0 : FNN_BN_TILE;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            m[j] = (REAL)running_mean[j0 + j];
+            a[j] = (REAL)((ACC)gamma[j0 + j] / sqrt(running_var[j0 + j] + eps));
         }
-        FNAME(bn_stream_fence)(stream);
+        for (ptrdiff_t i = 0; i < N; i++)
+            FNAME(bn_row)(x + i * D + j0, y + i * D + j0, m, a, beta + j0, NULL, NULL, w,
+                          stream);
     }
+    FNAME(bn_stream_fence)(stream);
 }
 
 /* Inference forward from running statistics (double, as the book keeps them):
@@ -222,25 +247,71 @@ static void FNAME(batchnorm_forward_infer)(const REAL *restrict x, ptrdiff_t N, 
 {
     int nt = FNAME(bn_threads)(N, D, n_threads);
     const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_BN_STREAM_BYTES;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        ptrdiff_t lo = 0, hi = D;
-#ifdef _OPENMP
-        FNAME(bn_block)(D, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-#endif
-        REAL m[FNN_BN_TILE], a[FNN_BN_TILE];
-        for (ptrdiff_t j0 = lo; j0 < hi; j0 += FNN_BN_TILE) {
-            ptrdiff_t w = hi - j0 < FNN_BN_TILE ? hi - j0 : FNN_BN_TILE;
-            for (ptrdiff_t j = 0; j < w; j++) {
-                m[j] = (REAL)running_mean[j0 + j];
-                a[j] = (REAL)((ACC)gamma[j0 + j] / sqrt(running_var[j0 + j] + eps));
-            }
-            for (ptrdiff_t i = 0; i < N; i++)
-                FNAME(bn_row)(x + i * D + j0, y + i * D + j0, m, a, beta + j0, NULL, NULL, w,
-                              stream);
+    FNN_PARALLEL_BLOCKS_BY(FNAME(bn_block), D,
+                           FNAME(batchnorm_forward_infer_cols)(x, N, D, gamma, beta, running_mean,
+                               running_var, eps, y, stream, lo, hi));
+}
+
+/* Columns (features) [lo, hi) of batchnorm_backward. */
+static inline void FNAME(batchnorm_backward_cols)(const REAL *restrict dout,
+        const REAL *restrict x, ptrdiff_t N, ptrdiff_t D, const REAL *restrict gamma,
+        const REAL *restrict mean, const REAL *restrict std, REAL *restrict dx,
+        REAL *restrict dgamma, REAL *restrict dbeta,
+        int stream, ptrdiff_t lo, ptrdiff_t hi)
+{
+    ACC s1[FNN_BN_TILE], s2[FNN_BN_TILE], md[FNN_BN_TILE];
+    REAL m[FNN_BN_TILE], A[FNN_BN_TILE], B[FNN_BN_TILE], C[FNN_BN_TILE];  /* C: dbeta/N */
+    for (ptrdiff_t j0 = lo; j0 < hi; j0 += FNN_BN_TILE) {
+        ptrdiff_t w = hi - j0 < FNN_BN_TILE ? hi - j0 : FNN_BN_TILE;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            s1[j] = 0;
+            s2[j] = 0;
+            md[j] = (ACC)mean[j0 + j];
         }
-        FNAME(bn_stream_fence)(stream);
+        /* pass 1: s1 = sum dout, s2 = sum dout * (x - mean) */
+        ptrdiff_t i = 0;
+        for (; i + FNN_BN_ROWS <= N; i += FNN_BN_ROWS) {
+            const REAL *restrict g0 = dout + i * D + j0;
+            const REAL *restrict x0 = x + i * D + j0;
+            for (ptrdiff_t j = 0; j < w; j++) {
+                ACC mj = md[j];
+                ACC ga = (ACC)g0[j], gb = (ACC)g0[j + D];
+                ACC gc = (ACC)g0[j + 2 * D], gd = (ACC)g0[j + 3 * D];
+                ACC a = s1[j], b = s2[j];
+                a += ga; b += ga * ((ACC)x0[j] - mj);
+                a += gb; b += gb * ((ACC)x0[j + D] - mj);
+                a += gc; b += gc * ((ACC)x0[j + 2 * D] - mj);
+                a += gd; b += gd * ((ACC)x0[j + 3 * D] - mj);
+                s1[j] = a; s2[j] = b;
+            }
+        }
+        for (; i < N; i++) {
+            const REAL *restrict g0 = dout + i * D + j0;
+            const REAL *restrict x0 = x + i * D + j0;
+            for (ptrdiff_t j = 0; j < w; j++) {
+                ACC ga = (ACC)g0[j];
+                s1[j] += ga;
+                s2[j] += ga * ((ACC)x0[j] - md[j]);
+            }
+        }
+        const ACC invn = 1.0 / (ACC)N;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            ACC istd = 1.0 / (ACC)std[j0 + j];
+            ACC dg = s2[j] * istd;
+            ACC Aj = (ACC)gamma[j0 + j] * istd;
+            dbeta[j0 + j] = (REAL)s1[j];
+            dgamma[j0 + j] = (REAL)dg;
+            m[j] = mean[j0 + j];
+            A[j] = (REAL)Aj;
+            B[j] = (REAL)(-Aj * dg * istd * invn);
+            C[j] = (REAL)(s1[j] * invn);
+        }
+        /* pass 2: dx */
+        for (i = 0; i < N; i++)
+            FNAME(bn_row)(x + i * D + j0, dx + i * D + j0, m, A, B, dout + i * D + j0, C, w,
+                          stream);
     }
+    FNAME(bn_stream_fence)(stream);
 }
 
 /* Backward through a training forward, closed form. With xn = (x - mean) / std:
@@ -257,64 +328,7 @@ static void FNAME(batchnorm_backward)(const REAL *restrict dout, const REAL *res
 {
     int nt = FNAME(bn_threads)(N, D, n_threads);
     const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_BN_STREAM_BYTES;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        ptrdiff_t lo = 0, hi = D;
-#ifdef _OPENMP
-        FNAME(bn_block)(D, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-#endif
-        ACC s1[FNN_BN_TILE], s2[FNN_BN_TILE], md[FNN_BN_TILE];
-        REAL m[FNN_BN_TILE], A[FNN_BN_TILE], B[FNN_BN_TILE], C[FNN_BN_TILE];  /* C: dbeta/N */
-        for (ptrdiff_t j0 = lo; j0 < hi; j0 += FNN_BN_TILE) {
-            ptrdiff_t w = hi - j0 < FNN_BN_TILE ? hi - j0 : FNN_BN_TILE;
-            for (ptrdiff_t j = 0; j < w; j++) {
-                s1[j] = 0;
-                s2[j] = 0;
-                md[j] = (ACC)mean[j0 + j];
-            }
-            /* pass 1: s1 = sum dout, s2 = sum dout * (x - mean) */
-            ptrdiff_t i = 0;
-            for (; i + FNN_BN_ROWS <= N; i += FNN_BN_ROWS) {
-                const REAL *restrict g0 = dout + i * D + j0;
-                const REAL *restrict x0 = x + i * D + j0;
-                for (ptrdiff_t j = 0; j < w; j++) {
-                    ACC mj = md[j];
-                    ACC ga = (ACC)g0[j], gb = (ACC)g0[j + D];
-                    ACC gc = (ACC)g0[j + 2 * D], gd = (ACC)g0[j + 3 * D];
-                    ACC a = s1[j], b = s2[j];
-                    a += ga; b += ga * ((ACC)x0[j] - mj);
-                    a += gb; b += gb * ((ACC)x0[j + D] - mj);
-                    a += gc; b += gc * ((ACC)x0[j + 2 * D] - mj);
-                    a += gd; b += gd * ((ACC)x0[j + 3 * D] - mj);
-                    s1[j] = a; s2[j] = b;
-                }
-            }
-            for (; i < N; i++) {
-                const REAL *restrict g0 = dout + i * D + j0;
-                const REAL *restrict x0 = x + i * D + j0;
-                for (ptrdiff_t j = 0; j < w; j++) {
-                    ACC ga = (ACC)g0[j];
-                    s1[j] += ga;
-                    s2[j] += ga * ((ACC)x0[j] - md[j]);
-                }
-            }
-            const ACC invn = 1.0 / (ACC)N;
-            for (ptrdiff_t j = 0; j < w; j++) {
-                ACC istd = 1.0 / (ACC)std[j0 + j];
-                ACC dg = s2[j] * istd;
-                ACC Aj = (ACC)gamma[j0 + j] * istd;
-                dbeta[j0 + j] = (REAL)s1[j];
-                dgamma[j0 + j] = (REAL)dg;
-                m[j] = mean[j0 + j];
-                A[j] = (REAL)Aj;
-                B[j] = (REAL)(-Aj * dg * istd * invn);
-                C[j] = (REAL)(s1[j] * invn);
-            }
-            /* pass 2: dx */
-            for (i = 0; i < N; i++)
-                FNAME(bn_row)(x + i * D + j0, dx + i * D + j0, m, A, B, dout + i * D + j0, C, w,
-                              stream);
-        }
-        FNAME(bn_stream_fence)(stream);
-    }
+    FNN_PARALLEL_BLOCKS_BY(FNAME(bn_block), D,
+                           FNAME(batchnorm_backward_cols)(dout, x, N, D, gamma, mean, std, dx,
+                               dgamma, dbeta, stream, lo, hi));
 }

@@ -162,6 +162,23 @@ static inline void FNAME(dropout_fence)(int stream)
 #endif
 }
 
+/* Mask words and outputs of the whole blocks [lo, hi). */
+static inline void FNAME(dropout_forward_blocks)(const REAL *restrict x, REAL *restrict y,
+                                                 uint32_t *restrict bits, ptrdiff_t lo,
+                                                 ptrdiff_t hi, uint64_t key, uint64_t key2,
+                                                 uint64_t step, int drop_all, uint32_t thi,
+                                                 uint32_t tlo, REAL scale, int stream)
+{
+    uint64_t z = key + (uint64_t)lo * step, z2 = key2 + (uint64_t)lo * step;
+    for (ptrdiff_t b = lo; b < hi; b++, z += step, z2 += step) {
+        const uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(z, z2, thi, tlo);
+        bits[b] = w;
+        FNAME(dropout_apply)(x + b * FNN_DROPOUT_BLOCK, y + b * FNN_DROPOUT_BLOCK, w, scale,
+                             stream);
+    }
+    FNAME(dropout_fence)(stream);
+}
+
 static void FNAME(dropout_forward)(const REAL *restrict x, REAL *restrict y,
                                    uint32_t *restrict bits, ptrdiff_t n, uint64_t seed,
                                    uint64_t thr, double scale_d, int n_threads)
@@ -174,21 +191,8 @@ static void FNAME(dropout_forward)(const REAL *restrict x, REAL *restrict y,
     const uint64_t step = 8 * FNN_DROPOUT_GAMMA;     /* 8 hashes per block */
     const int stream = FNAME(dropout_stream)(y, n);
     int nt = fnn_threads_for(n, n_threads);
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        ptrdiff_t lo = 0, hi = nfull;
-#ifdef _OPENMP
-        fnn_block(nfull, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-#endif
-        uint64_t z = key + (uint64_t)lo * step, z2 = key2 + (uint64_t)lo * step;
-        for (ptrdiff_t b = lo; b < hi; b++, z += step, z2 += step) {
-            const uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(z, z2, thi, tlo);
-            bits[b] = w;
-            FNAME(dropout_apply)(x + b * FNN_DROPOUT_BLOCK, y + b * FNN_DROPOUT_BLOCK, w, scale,
-                                 stream);
-        }
-        FNAME(dropout_fence)(stream);
-    }
+    FNN_PARALLEL_BLOCKS(nfull, FNAME(dropout_forward_blocks)(x, y, bits, lo, hi, key, key2, step,
+                                                             drop_all, thi, tlo, scale, stream));
     if (rem) {   /* last, partial block */
         const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
         uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(key + (uint64_t)nfull * step,
@@ -200,6 +204,17 @@ static void FNAME(dropout_forward)(const REAL *restrict x, REAL *restrict y,
     }
 }
 
+/* Whole blocks [lo, hi) of the backward; in place is allowed: out[k] depends on in[k] only. */
+static inline void FNAME(dropout_backward_blocks)(const REAL *dout, const uint32_t *restrict bits,
+                                                  REAL *dx, ptrdiff_t lo, ptrdiff_t hi,
+                                                  REAL scale, int stream)
+{
+    for (ptrdiff_t b = lo; b < hi; b++)
+        FNAME(dropout_apply)(dout + b * FNN_DROPOUT_BLOCK, dx + b * FNN_DROPOUT_BLOCK, bits[b],
+                             scale, stream);
+    FNAME(dropout_fence)(stream);
+}
+
 /* dx[i] = dout[i] * (kept ? scale : 0). dx may be dout itself (element-wise, same index). */
 static void FNAME(dropout_backward)(const REAL *dout, const uint32_t *restrict bits, REAL *dx,
                                     ptrdiff_t n, double scale_d, int n_threads)
@@ -208,18 +223,8 @@ static void FNAME(dropout_backward)(const REAL *dout, const uint32_t *restrict b
     const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK, rem = n % FNN_DROPOUT_BLOCK;
     const int stream = FNAME(dropout_stream)(dx, n) && dx != dout;
     int nt = fnn_threads_for(n, n_threads);
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        ptrdiff_t lo = 0, hi = nfull;
-#ifdef _OPENMP
-        fnn_block(nfull, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-#endif
-        /* in place is allowed: out[k] depends on in[k] only */
-        for (ptrdiff_t b = lo; b < hi; b++)
-            FNAME(dropout_apply)(dout + b * FNN_DROPOUT_BLOCK, dx + b * FNN_DROPOUT_BLOCK, bits[b],
-                                 scale, stream);
-        FNAME(dropout_fence)(stream);
-    }
+    FNN_PARALLEL_BLOCKS(nfull, FNAME(dropout_backward_blocks)(dout, bits, dx, lo, hi, scale,
+                                                              stream));
     if (rem) {
         const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
         const uint32_t w = bits[nfull];

@@ -42,6 +42,35 @@ static inline void fnn_block(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, pt
     *hi = *lo + q + (part < r ? 1 : 0);
 }
 
+/* Run the statement CALL, which uses `ptrdiff_t lo, hi`, over the static blocks of [0, n) given
+ * by BLOCKFN (same signature as fnn_block) on `nt` threads; the caller's thread count variable
+ * must be named `nt`. With one thread CALL runs directly on [0, n): entering an OpenMP region
+ * costs about a microsecond even when it then runs serially, as much as a small kernel's work. */
+#ifdef _OPENMP
+#define FNN_PARALLEL_BLOCKS_BY(BLOCKFN, n, CALL)                                               \
+    do {                                                                                       \
+        if (nt <= 1) {                                                                         \
+            const ptrdiff_t lo = 0, hi = (n);                                                  \
+            CALL;                                                                              \
+        } else {                                                                               \
+            _Pragma("omp parallel num_threads(nt)")                                            \
+            {                                                                                  \
+                ptrdiff_t lo, hi;                                                              \
+                BLOCKFN((n), omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);           \
+                CALL;                                                                          \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
+#else
+#define FNN_PARALLEL_BLOCKS_BY(BLOCKFN, n, CALL)                                               \
+    do {                                                                                       \
+        const ptrdiff_t lo = 0, hi = (n);                                                      \
+        (void)nt;                                                                              \
+        CALL;                                                                                  \
+    } while (0)
+#endif
+#define FNN_PARALLEL_BLOCKS(n, CALL) FNN_PARALLEL_BLOCKS_BY(fnn_block, n, CALL)
+
 /* SIMD levels (what fnn_simd_level returns). */
 enum { FNN_SIMD_BASELINE = 0, FNN_SIMD_AVX2 = 1, FNN_SIMD_AVX512 = 2 };
 

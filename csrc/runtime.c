@@ -2,9 +2,11 @@
 #define FNN_BODY "runtime_body.h"
 #include "fnn_multiversion.h"
 
-FNN_DISPATCH(void, stream_axpy, f32, (float *a, const float *b, float alpha, ptrdiff_t n, int n_threads),
+FNN_DISPATCH(void, stream_axpy, f32,
+             (float *a, const float *b, float alpha, ptrdiff_t n, int n_threads),
              (a, b, alpha, n, n_threads))
-FNN_DISPATCH(void, stream_axpy, f64, (double *a, const double *b, double alpha, ptrdiff_t n, int n_threads),
+FNN_DISPATCH(void, stream_axpy, f64,
+             (double *a, const double *b, double alpha, ptrdiff_t n, int n_threads),
              (a, b, alpha, n, n_threads))
 
 int fnn_openmp_enabled(void)

@@ -7,24 +7,23 @@
 #define FNN_PROBE_BLOCK 64
 #define FNN_PROBE_DIST (2048 / (ptrdiff_t)sizeof(REAL))
 
+static inline void FNAME(stream_axpy_range)(REAL *restrict a, const REAL *restrict b,
+                                            REAL alpha, ptrdiff_t lo, ptrdiff_t hi)
+{
+    ptrdiff_t i = lo;
+    for (; i + FNN_PROBE_BLOCK <= hi; i += FNN_PROBE_BLOCK) {
+        for (ptrdiff_t k = 0; k < FNN_PROBE_BLOCK; k += 64 / (ptrdiff_t)sizeof(REAL)) {
+            __builtin_prefetch(a + i + FNN_PROBE_DIST + k, 1, 3);
+            __builtin_prefetch(b + i + FNN_PROBE_DIST + k, 0, 3);
+        }
+        for (ptrdiff_t k = 0; k < FNN_PROBE_BLOCK; k++) a[i + k] += alpha * b[i + k];
+    }
+    for (; i < hi; i++) a[i] += alpha * b[i];
+}
+
 static void FNAME(stream_axpy)(REAL *restrict a, const REAL *restrict b, REAL alpha,
                                ptrdiff_t n, int n_threads)
 {
     int nt = fnn_threads_for(n, n_threads);
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        ptrdiff_t lo = 0, hi = n;
-#ifdef _OPENMP
-        fnn_block(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-#endif
-        ptrdiff_t i = lo;
-        for (; i + FNN_PROBE_BLOCK <= hi; i += FNN_PROBE_BLOCK) {
-            for (ptrdiff_t k = 0; k < FNN_PROBE_BLOCK; k += 64 / (ptrdiff_t)sizeof(REAL)) {
-                __builtin_prefetch(a + i + FNN_PROBE_DIST + k, 1, 3);
-                __builtin_prefetch(b + i + FNN_PROBE_DIST + k, 0, 3);
-            }
-            for (ptrdiff_t k = 0; k < FNN_PROBE_BLOCK; k++) a[i + k] += alpha * b[i + k];
-        }
-        for (; i < hi; i++) a[i] += alpha * b[i];
-    }
+    FNN_PARALLEL_BLOCKS(n, FNAME(stream_axpy_range)(a, b, alpha, lo, hi));
 }

@@ -22,7 +22,8 @@ static inline ptrdiff_t FNAME(xent_label)(ptrdiff_t i, ptrdiff_t C, const int64_
  * the expensive part, runs as one long vectorised loop over the block even when rows are short
  * (C = 10: a per-row loop would never fill a vector), while the block stays in L1/L2 between the
  * passes. `omp simd` reductions vectorise the row max and sum without -ffast-math; their order
- * depends on the vector width (the SIMD path) but never on the thread count (threads split rows). */
+ * depends on the vector width (the SIMD path) but never on the thread count (threads split
+ * rows). */
 #ifndef FNN_XENT_BLOCK
 #define FNN_XENT_BLOCK 4096
 #endif
@@ -93,6 +94,20 @@ static void FNAME(softmax_xent_rows)(const REAL *restrict x, ptrdiff_t r0, ptrdi
     }
 }
 
+/* Rows [lo, hi) in blocks of rows_per_block. */
+static inline void FNAME(softmax_xent_row_blocks)(const REAL *restrict x, ptrdiff_t lo,
+                                                  ptrdiff_t hi, ptrdiff_t rows_per_block,
+                                                  ptrdiff_t C, const int64_t *idx,
+                                                  const REAL *onehot, REAL *restrict y,
+                                                  REAL *restrict dx, REAL grad_scale,
+                                                  double *restrict row_loss)
+{
+    for (ptrdiff_t r0 = lo; r0 < hi; r0 += rows_per_block) {
+        ptrdiff_t r1 = r0 + rows_per_block < hi ? r0 + rows_per_block : hi;
+        FNAME(softmax_xent_rows)(x, r0, r1, C, idx, onehot, y, dx, grad_scale, row_loss);
+    }
+}
+
 /* Forward: y = softmax(x) row-wise; returns -sum_i log(y[i, t_i] + 1e-7) / N (the book's loss),
  * or NaN if scratch memory cannot be allocated.
  * Labels are `idx` (N indices, already checked to be in [0, C)) or `onehot` (N*C), the other NULL.
@@ -107,22 +122,29 @@ static double FNAME(softmax_xent_forward)(const REAL *restrict x, ptrdiff_t N, p
     if (row_loss == NULL) return NAN;
     const ptrdiff_t rows_per_block = C >= FNN_XENT_BLOCK ? 1 : FNN_XENT_BLOCK / C;
     int nt = fnn_threads_for(N * C, n_threads);
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        ptrdiff_t lo = 0, hi = N;
-#ifdef _OPENMP
-        fnn_block(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-#endif
-        for (ptrdiff_t r0 = lo; r0 < hi; r0 += rows_per_block) {
-            ptrdiff_t r1 = r0 + rows_per_block < hi ? r0 + rows_per_block : hi;
-            FNAME(softmax_xent_rows)(x, r0, r1, C, idx, onehot, y, dx, (REAL)grad_scale,
-                                     row_loss);
-        }
-    }
+    FNN_PARALLEL_BLOCKS(N, FNAME(softmax_xent_row_blocks)(x, lo, hi, rows_per_block, C, idx,
+                                                          onehot, y, dx, (REAL)grad_scale,
+                                                          row_loss));
     double total = 0.0;
     for (ptrdiff_t i = 0; i < N; i++) total += row_loss[i];
     free(row_loss);
     return total / (double)N;
+}
+
+/* dx = (y - onehot(t)) * sc for rows [lo, hi). */
+static inline void FNAME(softmax_xent_grad_rows)(const REAL *restrict y, ptrdiff_t lo,
+                                                 ptrdiff_t hi, ptrdiff_t C, const int64_t *idx,
+                                                 const REAL *onehot, REAL sc, REAL *restrict dx)
+{
+    if (onehot != NULL) {
+        for (ptrdiff_t i = lo * C; i < hi * C; i++) dx[i] = (y[i] - onehot[i]) * sc;
+    } else {
+        for (ptrdiff_t i = lo * C; i < hi * C; i++) dx[i] = y[i] * sc;
+        for (ptrdiff_t i = lo; i < hi; i++) {
+            ptrdiff_t t = (ptrdiff_t)idx[i];
+            dx[i * C + t] = (y[i * C + t] - (REAL)1) * sc;
+        }
+    }
 }
 
 /* Backward: dx = (y - onehot(t)) * grad_scale (grad_scale = 1 / t.shape[0] in the book). */
@@ -131,21 +153,6 @@ static void FNAME(softmax_xent_backward)(const REAL *restrict y, ptrdiff_t N, pt
                                          double grad_scale, REAL *restrict dx, int n_threads)
 {
     int nt = fnn_threads_for(N * C, n_threads);
-    const REAL sc = (REAL)grad_scale;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        ptrdiff_t lo = 0, hi = N;
-#ifdef _OPENMP
-        fnn_block(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-#endif
-        if (onehot != NULL) {
-            for (ptrdiff_t i = lo * C; i < hi * C; i++) dx[i] = (y[i] - onehot[i]) * sc;
-        } else {
-            for (ptrdiff_t i = lo * C; i < hi * C; i++) dx[i] = y[i] * sc;
-            for (ptrdiff_t i = lo; i < hi; i++) {
-                ptrdiff_t t = (ptrdiff_t)idx[i];
-                dx[i * C + t] = (y[i * C + t] - (REAL)1) * sc;
-            }
-        }
-    }
+    FNN_PARALLEL_BLOCKS(N, FNAME(softmax_xent_grad_rows)(y, lo, hi, C, idx, onehot,
+                                                         (REAL)grad_scale, dx));
 }
