@@ -12,9 +12,9 @@ No algorithm does less on data that does not stay in cache between its passes.
 
 Run: python bench/bench_batchnorm.py [--quick] [--threads 1,2] [--json FILE]
 """
-import numpy as np
+import harness  # first: it configures the thread pools before NumPy loads its BLAS
 
-import harness
+import numpy as np  # noqa: E402
 from fastnn import layers
 from fastnn.reference import layers as ref
 

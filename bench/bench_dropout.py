@@ -8,9 +8,9 @@ float32) forward; read dout and the mask bits, write dx backward.
 
 Run: python bench/bench_dropout.py [--quick] [--threads 1,2] [--json FILE]
 """
-import numpy as np
+import harness  # first: it configures the thread pools before NumPy loads its BLAS
 
-import harness
+import numpy as np  # noqa: E402
 from fastnn import layers
 from fastnn.reference import layers as ref
 

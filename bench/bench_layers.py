@@ -6,9 +6,9 @@ its three bare GEMM calls (the floor: "gemm floor" column) and report fastnn / f
 
 Run: python bench/bench_layers.py [--quick] [--threads 1,2] [--json FILE]
 """
-import numpy as np
+import harness  # first: it configures the thread pools before NumPy loads its BLAS
 
-import harness
+import numpy as np  # noqa: E402
 from fastnn import _affine, layers
 from fastnn.reference import layers as ref
 

@@ -14,9 +14,9 @@ Momentum/Nesterov/AdaGrad/RMSprop 20 (+ one state read and written), Adam/AdamW 
 
 Run: python bench/bench_optim.py [--quick] [--threads 1,2] [--filter Adam] [--json FILE]
 """
-import numpy as np
+import harness  # first: it configures the thread pools before NumPy loads its BLAS
 
-import harness
+import numpy as np  # noqa: E402
 from fastnn import optimizer as fo
 from fastnn.reference import optimizer as ro
 

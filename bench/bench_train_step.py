@@ -19,10 +19,10 @@ Run: python bench/bench_train_step.py [--quick] [--threads 1,2] [--json FILE]
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
+import harness  # noqa: E402  (first: it configures the thread pools before NumPy loads its BLAS)
+
+import numpy as np  # noqa: E402
 
 from fastnn import _affine  # noqa: E402
 from fastnn.multi_layer_net_extend import MultiLayerNetExtend  # noqa: E402

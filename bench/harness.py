@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 # a while after each call, so when implementations alternate they steal the two cores from one
 # another (a 100x100 GEMM then takes 50x longer). Make every pool sleep when idle; these must be
 # set before the libraries load. A user's explicit settings win.
+if "numpy" in sys.modules:
+    print("harness: import harness before numpy, or NumPy's BLAS threads keep busy-waiting",
+          file=sys.stderr)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 

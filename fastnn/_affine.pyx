@@ -75,7 +75,7 @@ def affine_forward(x, W, b, out=None):
     return out
 
 
-def affine_backward(dout, x, W, bint need_dx=True, dW_out=None, db_out=None):
+def affine_backward(dout, x, W, bint need_dx=True, dW_out=None, db_out=None, dx_out=None):
     """Gradients of ``x @ W + b``: ``dx = dout @ W.T``, ``dW = x.T @ dout``, ``db = dout.sum(0)``.
 
     Parameters
@@ -85,9 +85,9 @@ def affine_backward(dout, x, W, bint need_dx=True, dW_out=None, db_out=None):
     W : ndarray (K, M)
     need_dx : bool
         If False, dx is not computed (e.g. for a network's first layer) and None is returned.
-    dW_out, db_out : ndarray, optional
-        C-contiguous writeable outputs for dW (K, M) and db (M,) (e.g. views of a network's flat
-        gradient buffer); new arrays are allocated when None.
+    dW_out, db_out, dx_out : ndarray, optional
+        C-contiguous writeable outputs for dW (K, M), db (M,) (e.g. views of a network's flat
+        gradient buffer) and dx (N, K); new arrays are allocated when None.
 
     Returns
     -------
@@ -126,7 +126,11 @@ def affine_backward(dout, x, W, bint need_dx=True, dW_out=None, db_out=None):
     cdef cnp.ndarray acc = np.empty(M, dtype=np.float64)
     cdef cnp.ndarray dx = None
     if need_dx:
-        dx = np.empty((N, K), dtype=d.dtype)
+        if dx_out is None:
+            dx = np.empty((N, K), dtype=d.dtype)
+        else:
+            check_output(dx_out, "dx_out", (N, K), cnp.PyArray_TYPE(d))
+            dx = <cnp.ndarray>dx_out
     cdef void *pd = cnp.PyArray_DATA(d)
     cdef void *px = cnp.PyArray_DATA(xc)
     cdef void *pW = cnp.PyArray_DATA(Wc)

@@ -134,6 +134,9 @@ class Affine:
         self.db = None
         self.need_dx = True
         self.grad_buffers = None
+        self._outs = RecycledBuffers()   # large outputs reuse memory once released
+        self._dxs = RecycledBuffers()
+        self._dWs = RecycledBuffers()
 
     def forward(self, x):
         W, b = self.W, self.b
@@ -143,7 +146,8 @@ class Affine:
             # kernel wrapper validates shapes, contiguity and dtype
             self.original_x_shape = x.shape
             self.x = x if x.flags.c_contiguous else np.ascontiguousarray(x)
-            return _affine.affine_forward(self.x, W, b)
+            return _affine.affine_forward(self.x, W, b,
+                                          self._outs.empty((x.shape[0], W.shape[-1]), x.dtype))
         x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError("x must have a batch axis: expected shape (N, ...), got %s" % (x.shape,))
@@ -167,10 +171,13 @@ class Affine:
             dout = np.asarray(dout)
             dt = compute_dtype(dout, x, W)
             dout, x, W = as_dtype(dout, dt), as_dtype(x, dt), as_dtype(W, dt)
-        dW_out = db_out = None
         if self.grad_buffers is not None and self.grad_buffers[0].dtype == dt:
             dW_out, db_out = self.grad_buffers
-        dx, self.dW, self.db = _affine.affine_backward(dout, x, W, self.need_dx, dW_out, db_out)
+        else:
+            dW_out, db_out = self._dWs.empty(W.shape, dt), None
+        dx_out = self._dxs.empty(x.shape, dt) if self.need_dx else None
+        dx, self.dW, self.db = _affine.affine_backward(dout, x, W, self.need_dx, dW_out, db_out,
+                                                       dx_out)
         if dx is None:
             return None
         return dx if dx.shape == self.original_x_shape else dx.reshape(*self.original_x_shape)
