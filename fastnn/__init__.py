@@ -18,14 +18,14 @@ def _load_runtime():
     loads (the wheel bundles its own copy); the environment is restored afterwards, and a
     user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is respected.
     """
-    if "OMP_WAIT_POLICY" in _os.environ or "GOMP_SPINCOUNT" in _os.environ:
-        from fastnn import _runtime  # noqa: F401
-        return
-    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    set_policy = "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ
+    if set_policy:
+        _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
         from fastnn import _runtime  # noqa: F401
     finally:
-        del _os.environ["OMP_WAIT_POLICY"]
+        if set_policy:
+            del _os.environ["OMP_WAIT_POLICY"]
 
 
 # The compiled runtime is imported eagerly: a missing extension is an ImportError here, never a
