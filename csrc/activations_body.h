@@ -15,10 +15,46 @@ static inline void FNAME(relu_forward_range)(const REAL *restrict x, REAL *restr
     }
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* AVX-512 with streaming stores of y, for outputs too large to stay in cache: y is written as
+ * whole 64-byte lines without first reading them (no read-for-ownership), one line per vector. */
+static inline void FNAME(relu_forward_stream)(const REAL *restrict x, REAL *restrict y,
+                                              uint8_t *restrict mask, ptrdiff_t lo, ptrdiff_t hi)
+{
+    const ptrdiff_t L = 64 / (ptrdiff_t)sizeof(REAL);
+    ptrdiff_t i = lo;
+    while (i < hi && ((uintptr_t)(y + i) & 63)) {          /* up to the first aligned line */
+        FNAME(relu_forward_range)(x, y, mask, i, i + 1);
+        i++;
+    }
+    for (; i + L <= hi; i += L) {
+#if FNN_IS_F32
+        __m512 v = _mm512_loadu_ps(x + i);
+        __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ);
+        _mm512_stream_ps(y + i, _mm512_maskz_mov_ps((__mmask16)~m, v));
+        _mm_storeu_si128((__m128i *)(mask + i), _mm_maskz_set1_epi8(m, 1));
+#else
+        __m512d v = _mm512_loadu_pd(x + i);
+        __mmask8 m = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LE_OQ);
+        _mm512_stream_pd(y + i, _mm512_maskz_mov_pd((__mmask8)~m, v));
+        _mm_storel_epi64((__m128i *)(mask + i), _mm_maskz_set1_epi8((__mmask16)m, 1));
+#endif
+    }
+    FNAME(relu_forward_range)(x, y, mask, i, hi);
+    _mm_sfence();
+}
+#endif
+
 static void FNAME(relu_forward)(const REAL *restrict x, REAL *restrict y,
                                 uint8_t *restrict mask, ptrdiff_t n, int n_threads)
 {
     int nt = fnn_threads_for(n, n_threads);
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (n * (ptrdiff_t)sizeof(REAL) >= FNN_STREAM_MIN_BYTES) {
+        FNN_PARALLEL_BLOCKS(n, FNAME(relu_forward_stream)(x, y, mask, lo, hi));
+        return;
+    }
+#endif
     FNN_PARALLEL_BLOCKS(n, FNAME(relu_forward_range)(x, y, mask, lo, hi));
 }
 

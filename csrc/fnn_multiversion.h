@@ -14,14 +14,18 @@
 #define FNN_ISA base
 #define REAL float
 #define FNN_T f32
+#define FNN_IS_F32 1
 #include FNN_BODY
 #undef REAL
 #undef FNN_T
+#undef FNN_IS_F32
 #define REAL double
 #define FNN_T f64
+#define FNN_IS_F32 0
 #include FNN_BODY
 #undef REAL
 #undef FNN_T
+#undef FNN_IS_F32
 #undef FNN_ISA
 
 #if FNN_X86_MULTIVERSION
@@ -30,14 +34,18 @@
 #define FNN_ISA avx2
 #define REAL float
 #define FNN_T f32
+#define FNN_IS_F32 1
 #include FNN_BODY
 #undef REAL
 #undef FNN_T
+#undef FNN_IS_F32
 #define REAL double
 #define FNN_T f64
+#define FNN_IS_F32 0
 #include FNN_BODY
 #undef REAL
 #undef FNN_T
+#undef FNN_IS_F32
 #undef FNN_ISA
 #pragma GCC pop_options
 
@@ -46,14 +54,18 @@
 #define FNN_ISA avx512
 #define REAL float
 #define FNN_T f32
+#define FNN_IS_F32 1
 #include FNN_BODY
 #undef REAL
 #undef FNN_T
+#undef FNN_IS_F32
 #define REAL double
 #define FNN_T f64
+#define FNN_IS_F32 0
 #include FNN_BODY
 #undef REAL
 #undef FNN_T
+#undef FNN_IS_F32
 #undef FNN_ISA
 #pragma GCC pop_options
 #endif

@@ -201,3 +201,20 @@ def test_softmax_with_loss_uint8_labels_and_large_logits():
     fast, slow = layers.SoftmaxWithLoss(), ref.SoftmaxWithLoss()
     np.testing.assert_allclose(fast.forward(x, t), slow.forward(x, t), rtol=1e-6)
     np.testing.assert_allclose(fast.y, slow.y, atol=1e-7)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_relu_streaming_path_large_and_misaligned_outputs(offset, dtype, n_threads):
+    # outputs of 8 MiB or more take the streaming-store path (AVX-512): check it, including
+    # outputs that do not start on a 64-byte line
+    from fastnn import _activations
+    n = (9 << 20) // dtype.itemsize + 5
+    rng = np.random.default_rng(offset)
+    x = rng.standard_normal(n).astype(dtype)
+    x[::11] = 0.0
+    buf = np.empty(n + offset, dtype)
+    out = buf[offset:]
+    y, mask = _activations.relu_forward(x, out=out)
+    assert y is out
+    np.testing.assert_array_equal(y, np.where(x <= 0, 0, x))
+    np.testing.assert_array_equal(mask, x <= 0)
