@@ -1,4 +1,7 @@
 #include "softmax_xent.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #define FNN_BODY "softmax_xent_body.h"
 #include "fnn_multiversion.h"
 

@@ -150,7 +150,8 @@ def test_exp_kernel_accuracy_over_range(dtype):
 
 # ---------------------------------------------------------------- SoftmaxWithLoss
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("N,C", [(1, 1), (1, 10), (100, 10), (33, 1000), (1100, 1000)])
+@pytest.mark.parametrize("N,C", [(1, 1), (1, 10), (100, 10), (33, 1000), (1100, 1000),
+                                 (2200, 1001)])   # >= 8 MiB in float32: the streaming path
 @pytest.mark.parametrize("one_hot", [False, True])
 def test_softmax_with_loss_matches_reference(seed, N, C, one_hot, dtype, n_threads):
     if C == 1 and not one_hot:
