@@ -2,8 +2,6 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
-/* Outputs at least this large are written with streaming stores (AVX-512 path). */
-#define FNN_STREAM_MIN_BYTES ((ptrdiff_t)8 << 20)
 #define FNN_BODY "activations_body.h"
 #include "fnn_multiversion.h"
 

@@ -23,14 +23,10 @@
 #define FNN_BN_UNIT 16    /* features per unit of the thread split (one 64-byte float line) */
 #define FNN_BN_TILE 1024  /* features per tile (a multiple of FNN_BN_UNIT) */
 #define FNN_BN_ROWS 4     /* rows accumulated per sweep over a tile's accumulators */
-/* Outputs of at least this many bytes are written with non-temporal (streaming) stores, which
- * skip the read-for-ownership of each destination line: a third of the traffic of a
- * normalisation pass. Measured here (4096x1024 float32, 1 thread): 1.45 ms instead of 2.0 ms,
- * and a following read of the output costs 0.15 ms more, a net gain. Smaller outputs stay in
- * cache for the next layer and use normal stores. */
-#ifndef FNN_BN_STREAM_BYTES
-#define FNN_BN_STREAM_BYTES ((ptrdiff_t)8 << 20)
-#endif
+/* Outputs of at least FNN_STREAM_MIN_BYTES (fnn_common.h) are written with streaming stores:
+ * that skips a third of the traffic of a normalisation pass. Measured here (4096x1024 float32,
+ * 1 thread): 1.45 ms instead of 2.0 ms, and a following read of the output costs 0.15 ms more,
+ * a net gain. */
 #endif
 
 /* Fused multiply-add of one element, REAL-typed (scalar twin of the vector FMA). */
@@ -209,7 +205,7 @@ static void FNAME(batchnorm_forward_train)(const REAL *restrict x, ptrdiff_t N, 
                                            int n_threads)
 {
     int nt = FNAME(bn_threads)(N, D, n_threads);
-    const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_BN_STREAM_BYTES;
+    const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_STREAM_MIN_BYTES;
     FNN_PARALLEL_BLOCKS_BY(FNAME(bn_block), D,
                            FNAME(batchnorm_forward_train_cols)(x, N, D, gamma, beta, eps, y, mean,
                                var, std, stream, lo, hi));
@@ -246,7 +242,7 @@ static void FNAME(batchnorm_forward_infer)(const REAL *restrict x, ptrdiff_t N, 
                                            REAL *restrict y, int n_threads)
 {
     int nt = FNAME(bn_threads)(N, D, n_threads);
-    const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_BN_STREAM_BYTES;
+    const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_STREAM_MIN_BYTES;
     FNN_PARALLEL_BLOCKS_BY(FNAME(bn_block), D,
                            FNAME(batchnorm_forward_infer_cols)(x, N, D, gamma, beta, running_mean,
                                running_var, eps, y, stream, lo, hi));
@@ -327,7 +323,7 @@ static void FNAME(batchnorm_backward)(const REAL *restrict dout, const REAL *res
                                       REAL *restrict dbeta, int n_threads)
 {
     int nt = FNAME(bn_threads)(N, D, n_threads);
-    const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_BN_STREAM_BYTES;
+    const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_STREAM_MIN_BYTES;
     FNN_PARALLEL_BLOCKS_BY(FNAME(bn_block), D,
                            FNAME(batchnorm_backward_cols)(dout, x, N, D, gamma, mean, std, dx,
                                dgamma, dbeta, stream, lo, hi));

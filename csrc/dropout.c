@@ -4,12 +4,8 @@
 #include <immintrin.h>
 #endif
 
-/* Outputs of at least this many bytes are written with non-temporal stores (when 64-byte
- * aligned), which skip the read-for-ownership of each destination line: a third of the memory
- * traffic of these passes. Smaller outputs stay in cache for the next layer. */
-#ifndef FNN_DROPOUT_STREAM_BYTES
-#define FNN_DROPOUT_STREAM_BYTES ((ptrdiff_t)8 << 20)
-#endif
+/* Outputs of at least FNN_STREAM_MIN_BYTES (fnn_common.h), when 64-byte aligned, are written with
+ * streaming stores: a third of the memory traffic of these passes. */
 #if defined(__GNUC__)
 #define FNN_DROPOUT_ALIGN64 __attribute__((aligned(64)))
 #else

@@ -146,7 +146,7 @@ static inline void FNAME(dropout_apply)(const REAL *restrict in, REAL *restrict 
 static inline int FNAME(dropout_stream)(const REAL *out, ptrdiff_t n)
 {
 #if defined(__AVX2__)
-    return n * (ptrdiff_t)sizeof(REAL) >= FNN_DROPOUT_STREAM_BYTES && ((uintptr_t)out & 63) == 0;
+    return n * (ptrdiff_t)sizeof(REAL) >= FNN_STREAM_MIN_BYTES && ((uintptr_t)out & 63) == 0;
 #else
     (void)out; (void)n;
     return 0;

@@ -20,6 +20,13 @@
  * memory bus, a second thread rarely pays below about a million elements here. */
 #define FNN_PARALLEL_MIN_WORK 1000000
 
+/* Outputs of at least this many bytes are written with streaming (non-temporal) stores on the
+ * AVX-512/AVX2 paths: they would not stay in cache for the next layer anyway, and streaming skips
+ * reading each line before overwriting it. Smaller outputs are written normally and stay cached. */
+#ifndef FNN_STREAM_MIN_BYTES
+#define FNN_STREAM_MIN_BYTES ((ptrdiff_t)8 << 20)
+#endif
+
 /* Number of threads to use for `work` elements given the caller's request. */
 static inline int fnn_threads_for(ptrdiff_t work, int n_threads)
 {

@@ -31,7 +31,6 @@ static inline ptrdiff_t FNAME(xent_label)(ptrdiff_t i, ptrdiff_t C, const int64_
  * set-up and epilogue cost more than they save on a handful of classes. */
 #define FNN_XENT_SIMD_MIN 64
 #define FNN_LOG(v) _Generic((v), float: logf, double: log)(v)
-#define FNN_XENT_STREAM_BYTES ((ptrdiff_t)8 << 20)
 
 /* Softmax, loss and optionally dx for rows [r0, r1). row_loss gets -log(y[i, t_i] + 1e-7).
  * yb and dxb point at row r0 of the outputs (or of a scratch block). */
@@ -155,7 +154,7 @@ static double FNAME(softmax_xent_forward)(const REAL *restrict x, ptrdiff_t N, p
     const ptrdiff_t rows_per_block = C >= FNN_XENT_BLOCK ? 1 : FNN_XENT_BLOCK / C;
     int nt = fnn_threads_for(N * C, n_threads);
     /* large outputs (only) go through a cached scratch block and streaming stores */
-    const int stream = N * C * (ptrdiff_t)sizeof(REAL) >= FNN_XENT_STREAM_BYTES &&
+    const int stream = N * C * (ptrdiff_t)sizeof(REAL) >= FNN_STREAM_MIN_BYTES &&
                        rows_per_block * C <= FNN_XENT_BLOCK;
     FNN_PARALLEL_BLOCKS(N, FNAME(softmax_xent_row_blocks)(x, lo, hi, rows_per_block, C, idx,
                                                           onehot, y, dx, (REAL)grad_scale,
