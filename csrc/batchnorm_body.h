@@ -167,7 +167,7 @@ static inline void FNAME(bn_shifted_sums)(const REAL *restrict x, ptrdiff_t N, p
 static inline void FNAME(batchnorm_forward_train_cols)(const REAL *restrict x, ptrdiff_t N,
         ptrdiff_t D, const REAL *restrict gamma, const REAL *restrict beta, double eps,
         REAL *restrict y, REAL *restrict mean, REAL *restrict var, REAL *restrict std,
-        int stream, ptrdiff_t lo, ptrdiff_t hi)
+        REAL *restrict coef, int stream, ptrdiff_t lo, ptrdiff_t hi)
 {
     ACC s1[FNN_BN_TILE], s2[FNN_BN_TILE];
     REAL m[FNN_BN_TILE], a[FNN_BN_TILE];
@@ -186,9 +186,34 @@ static inline void FNAME(batchnorm_forward_train_cols)(const REAL *restrict x, p
             m[j] = (REAL)mu;
             a[j] = (REAL)((ACC)gamma[j0 + j] / sd);
         }
+        if (coef != NULL) {        /* statistics only: keep m and a for the row pass */
+            for (ptrdiff_t j = 0; j < w; j++) {
+                coef[j0 + j] = m[j];
+                coef[D + j0 + j] = a[j];
+            }
+            continue;
+        }
         for (ptrdiff_t i = 0; i < N; i++)
             FNAME(bn_row)(x + i * D + j0, y + i * D + j0, m, a, beta + j0, NULL, NULL, w,
                           stream);
+    }
+    FNAME(bn_stream_fence)(stream);
+}
+
+/* Rows [lo, hi) of a normalisation pass from full-width coefficients: forward (dout NULL)
+ * y = (x - m) a + beta with coef = [m | a]; backward dx = (dout - C) A + (x - m) B with
+ * coef = [m | A | B | C]. Elementwise, the same arithmetic as the column-tile pass. */
+static inline void FNAME(bn_rows)(const REAL *restrict x, const REAL *restrict dout,
+                                  REAL *restrict y, ptrdiff_t D, const REAL *restrict coef,
+                                  const REAL *restrict beta, int stream, ptrdiff_t lo,
+                                  ptrdiff_t hi)
+{
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        if (dout == NULL)
+            FNAME(bn_row)(x + i * D, y + i * D, coef, coef + D, beta, NULL, NULL, D, stream);
+        else
+            FNAME(bn_row)(x + i * D, y + i * D, coef, coef + D, coef + 2 * D, dout + i * D,
+                          coef + 3 * D, D, stream);
     }
     FNAME(bn_stream_fence)(stream);
 }
@@ -206,9 +231,17 @@ static void FNAME(batchnorm_forward_train)(const REAL *restrict x, ptrdiff_t N, 
 {
     int nt = FNAME(bn_threads)(N, D, n_threads);
     const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_STREAM_MIN_BYTES;
+    /* With several threads, the statistics are split by features (a fixed order per feature, so
+     * results do not depend on the thread count) but the normalisation by rows: each thread then
+     * streams whole rows instead of strided feature blocks. */
+    REAL *coef = nt > 1 ? (REAL *)malloc(2 * (size_t)D * sizeof(REAL)) : NULL;
     FNN_PARALLEL_BLOCKS_BY(FNAME(bn_block), D,
                            FNAME(batchnorm_forward_train_cols)(x, N, D, gamma, beta, eps, y, mean,
-                               var, std, stream, lo, hi));
+                               var, std, coef, stream, lo, hi));
+    if (coef != NULL) {
+        FNN_PARALLEL_BLOCKS(N, FNAME(bn_rows)(x, NULL, y, D, coef, beta, stream, lo, hi));
+        free(coef);
+    }
 }
 
 /* Columns (features) [lo, hi) of batchnorm_forward_infer. */
@@ -253,7 +286,8 @@ static inline void FNAME(batchnorm_backward_cols)(const REAL *restrict dout,
         const REAL *restrict x, ptrdiff_t N, ptrdiff_t D, const REAL *restrict gamma,
         const REAL *restrict mean, const REAL *restrict std, REAL *restrict dx,
         REAL *restrict dgamma, REAL *restrict dbeta,
-        int stream, ptrdiff_t lo, ptrdiff_t hi)
+        REAL *restrict coef, int stream,
+        ptrdiff_t lo, ptrdiff_t hi)
 {
     ACC s1[FNN_BN_TILE], s2[FNN_BN_TILE], md[FNN_BN_TILE];
     REAL m[FNN_BN_TILE], A[FNN_BN_TILE], B[FNN_BN_TILE], C[FNN_BN_TILE];  /* C: dbeta/N */
@@ -302,6 +336,15 @@ static inline void FNAME(batchnorm_backward_cols)(const REAL *restrict dout,
             B[j] = (REAL)(-Aj * dg * istd * invn);
             C[j] = (REAL)(s1[j] * invn);
         }
+        if (coef != NULL) {        /* sums only: keep the coefficients for the row pass */
+            for (ptrdiff_t j = 0; j < w; j++) {
+                coef[j0 + j] = m[j];
+                coef[D + j0 + j] = A[j];
+                coef[2 * D + j0 + j] = B[j];
+                coef[3 * D + j0 + j] = C[j];
+            }
+            continue;
+        }
         /* pass 2: dx */
         for (i = 0; i < N; i++)
             FNAME(bn_row)(x + i * D + j0, dx + i * D + j0, m, A, B, dout + i * D + j0, C, w,
@@ -324,7 +367,12 @@ static void FNAME(batchnorm_backward)(const REAL *restrict dout, const REAL *res
 {
     int nt = FNAME(bn_threads)(N, D, n_threads);
     const int stream = N * D * (ptrdiff_t)sizeof(REAL) >= FNN_STREAM_MIN_BYTES;
+    REAL *coef = nt > 1 ? (REAL *)malloc(4 * (size_t)D * sizeof(REAL)) : NULL;
     FNN_PARALLEL_BLOCKS_BY(FNAME(bn_block), D,
                            FNAME(batchnorm_backward_cols)(dout, x, N, D, gamma, mean, std, dx,
-                               dgamma, dbeta, stream, lo, hi));
+                               dgamma, dbeta, coef, stream, lo, hi));
+    if (coef != NULL) {          /* several threads: dx by rows, as in the forward */
+        FNN_PARALLEL_BLOCKS(N, FNAME(bn_rows)(x, dout, dx, D, coef, NULL, stream, lo, hi));
+        free(coef);
+    }
 }
