@@ -23,14 +23,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 # One process holds several thread pools here: fastnn's OpenMP, NumPy's and SciPy's OpenBLAS
-# copies and torch's OpenMP. By default idle OpenMP workers and OpenBLAS threads busy-wait for
-# a while after each call, so when implementations alternate they steal the two cores from one
-# another (a 100x100 GEMM then takes 50x longer). Make every pool sleep when idle; these must be
-# set before the libraries load. A user's explicit settings win.
+# copies and torch's OpenMP. OpenBLAS threads busy-wait for up to ~0.1 s after each call, so when
+# implementations alternate, the previous one's BLAS threads steal the two cores from the next
+# (a 100x784x100 Affine then took 4x longer): make both OpenBLAS copies sleep at once when idle
+# (this must be set before they load). fastnn's own OpenMP workers already sleep when idle (see
+# fastnn/__init__.py). torch's OpenMP pool keeps its default policy -- a passive pool made its
+# two-thread small ops 7x slower -- and its short spin ends in the pause time_alternating leaves
+# between implementations. A user's explicit settings win.
 if "numpy" in sys.modules:
     print("harness: import harness before numpy, or NumPy's BLAS threads keep busy-waiting",
           file=sys.stderr)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
@@ -105,6 +107,9 @@ def _call_time(fn, inner):
     return (time.perf_counter() - t0) / inner
 
 
+PAUSE = 0.002   # seconds between implementations (outside the timed calls)
+
+
 def time_alternating(impls, repeats, warmup=2, min_round=2e-3, stat=np.median):
     """Median (or ``stat``) seconds per call for each callable, alternating them round by round.
 
@@ -121,6 +126,7 @@ def time_alternating(impls, repeats, warmup=2, min_round=2e-3, stat=np.median):
     for r in range(repeats):
         order = names if r % 2 == 0 else names[::-1]
         for k in order:
+            time.sleep(PAUSE)    # let the previous implementation's thread pools go idle
             samples[k].append(_call_time(impls[k], inner[k]))
     return {k: float(stat(v)) for k, v in samples.items()}
 
