@@ -97,6 +97,17 @@ class _FlatNet:
         self._collector = col
         self._wired_lambda = lam
 
+    def numerical_gradient(self, x, t):
+        """Central-difference gradients of the loss (:meth:`_numerical_loss`), one per parameter,
+        keyed and ordered as :meth:`gradient` keys them (W1, b1, [gamma1, beta1,] W2, ...)."""
+        def loss_W(W):
+            return self._numerical_loss(x, t)
+        return {key: numerical_gradient(loss_W, self.params[key])
+                for key, *_ in self._grad_entries()}
+
+    def _numerical_loss(self, x, t):
+        return self.loss(x, t)
+
     def _backprop(self):
         dout = getattr(self, self._loss_layer_attr).backward(1)
         for layer in reversed(self.layers.values()):
@@ -203,17 +214,6 @@ class MultiLayerNet(_FlatNet):
     def accuracy(self, x, t):
         """Fraction of argmax predictions equal to ``t`` (index or one-hot)."""
         return self._accuracy(self.predict(x), t, x.shape[0])
-
-    def numerical_gradient(self, x, t):
-        """Central-difference gradients of :meth:`loss`, keys W1, b1, ..."""
-        def loss_W(W):
-            return self.loss(x, t)
-
-        grads = {}
-        for idx in range(1, self.hidden_layer_num + 2):
-            grads['W' + str(idx)] = numerical_gradient(loss_W, self.params['W' + str(idx)])
-            grads['b' + str(idx)] = numerical_gradient(loss_W, self.params['b' + str(idx)])
-        return grads
 
     def gradient(self, x, t):
         """Backpropagation gradients, keys W1, b1, ...

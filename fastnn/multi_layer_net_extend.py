@@ -17,7 +17,6 @@ from collections import OrderedDict
 import numpy as np
 
 from fastnn import layers as _layers
-from fastnn.gradient import numerical_gradient
 from fastnn.multi_layer_net import _FlatNet
 from fastnn._netutil import as_input, as_labels, network_dtype
 
@@ -127,23 +126,10 @@ class MultiLayerNetExtend(_FlatNet):
         """Accuracy in inference mode (``train_flg=False``)."""
         return self._accuracy(self.predict(X, train_flg=False), T, X.shape[0])
 
-    def numerical_gradient(self, X, T):
-        """Central-difference gradients of the *training-mode* loss.
-
-        Each evaluation redraws dropout masks and updates BN running stats (as in the book).
-        """
-        def loss_W(W):
-            return self.loss(X, T, train_flg=True)
-
-        grads = {}
-        for idx in range(1, self.hidden_layer_num + 2):
-            grads['W' + str(idx)] = numerical_gradient(loss_W, self.params['W' + str(idx)])
-            grads['b' + str(idx)] = numerical_gradient(loss_W, self.params['b' + str(idx)])
-
-            if self.use_batchnorm and idx != self.hidden_layer_num + 1:
-                grads['gamma' + str(idx)] = numerical_gradient(loss_W, self.params['gamma' + str(idx)])
-                grads['beta' + str(idx)] = numerical_gradient(loss_W, self.params['beta' + str(idx)])
-        return grads
+    def _numerical_loss(self, x, t):
+        # book: the training-mode loss, so each evaluation redraws dropout masks and updates the
+        # BN running statistics
+        return self.loss(x, t, train_flg=True)
 
     def gradient(self, x, t):
         """Backpropagation gradients from a training-mode forward.

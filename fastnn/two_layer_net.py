@@ -13,7 +13,6 @@ from collections import OrderedDict
 import numpy as np
 
 from fastnn import layers as _layers
-from fastnn.gradient import numerical_gradient
 from fastnn.multi_layer_net import _FlatNet
 from fastnn._netutil import as_input, as_labels, network_dtype
 
@@ -77,18 +76,6 @@ class TwoLayerNet(_FlatNet):
     def accuracy(self, x, t):
         """Fraction of correct argmax predictions; ``t`` index or one-hot."""
         return self._accuracy(self.predict(x), t, x.shape[0])
-
-    def numerical_gradient(self, x, t):
-        """Central-difference gradients of :meth:`loss` (keys W1, b1, W2, b2)."""
-        def loss_W(W):
-            return self.loss(x, t)
-
-        grads = {}
-        grads['W1'] = numerical_gradient(loss_W, self.params['W1'])
-        grads['b1'] = numerical_gradient(loss_W, self.params['b1'])
-        grads['W2'] = numerical_gradient(loss_W, self.params['W2'])
-        grads['b2'] = numerical_gradient(loss_W, self.params['b2'])
-        return grads
 
     def gradient(self, x, t):
         """Backpropagation gradients: the layers' ``dW``/``db`` objects themselves (views of
