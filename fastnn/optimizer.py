@@ -150,6 +150,20 @@ class _Optimizer:
     def __setstate__(self, d):
         self.__dict__.update(d)
 
+    def update(self, params, grads):
+        """Update every ``params[key]`` in place from ``grads[key]``."""
+        self._ensure_state(params)
+        if self._step(params, grads, self.lr, self._hyper(), weight_decay=self.weight_decay):
+            return
+        # non-array or unusual parameters: the book's formulas, one key at a time
+        self._prevalidate(params, grads)
+        for key in params.keys():
+            self._update_one(params, key, self._grad(params, grads, key))
+
+    def _hyper(self):
+        """The second hyper-parameter of the compiled step (momentum, decay rate) or 0."""
+        return 0.0
+
     def _ensure_state(self, params):
         if self._states and getattr(self, self._states[0]) is None:
             for name in self._states:
@@ -196,13 +210,8 @@ class SGD(_Optimizer):
         self.lr = lr
         self.weight_decay = weight_decay
 
-    def update(self, params, grads):
-        """Update every ``params[key]`` in place from ``grads[key]``."""
-        if self._step(params, grads, self.lr, weight_decay=self.weight_decay):
-            return
-        self._prevalidate(params, grads)
-        for key in params.keys():
-            params[key] -= self.lr * self._grad(params, grads, key)
+    def _update_one(self, params, key, g):
+        params[key] -= self.lr * g
 
 
 class Momentum(_Optimizer):
@@ -230,16 +239,12 @@ class Momentum(_Optimizer):
         self.weight_decay = weight_decay
         self.v = None
 
-    def update(self, params, grads):
-        """Update every ``params[key]`` in place from ``grads[key]``."""
-        self._ensure_state(params)
-        if self._step(params, grads, self.lr, self.momentum, weight_decay=self.weight_decay):
-            return
-        self._prevalidate(params, grads)
-        for key in params.keys():
-            g = self._grad(params, grads, key)
-            self.v[key] = self.momentum * self.v[key] - self.lr * g
-            params[key] += self.v[key]
+    def _hyper(self):
+        return self.momentum
+
+    def _update_one(self, params, key, g):
+        self.v[key] = self.momentum * self.v[key] - self.lr * g
+        params[key] += self.v[key]
 
 
 class Nesterov(_Optimizer):
@@ -269,18 +274,14 @@ class Nesterov(_Optimizer):
         self.weight_decay = weight_decay
         self.v = None
 
-    def update(self, params, grads):
-        """Update every ``params[key]`` in place from ``grads[key]``."""
-        self._ensure_state(params)
-        if self._step(params, grads, self.lr, self.momentum, weight_decay=self.weight_decay):
-            return
-        self._prevalidate(params, grads)
-        for key in params.keys():
-            g = self._grad(params, grads, key)
-            params[key] += self.momentum * self.momentum * self.v[key]
-            params[key] -= (1 + self.momentum) * self.lr * g
-            self.v[key] *= self.momentum
-            self.v[key] -= self.lr * g
+    def _hyper(self):
+        return self.momentum
+
+    def _update_one(self, params, key, g):
+        params[key] += self.momentum * self.momentum * self.v[key]
+        params[key] -= (1 + self.momentum) * self.lr * g
+        self.v[key] *= self.momentum
+        self.v[key] -= self.lr * g
 
 
 class AdaGrad(_Optimizer):
@@ -305,16 +306,9 @@ class AdaGrad(_Optimizer):
         self.weight_decay = weight_decay
         self.h = None
 
-    def update(self, params, grads):
-        """Update every ``params[key]`` in place from ``grads[key]``."""
-        self._ensure_state(params)
-        if self._step(params, grads, self.lr, weight_decay=self.weight_decay):
-            return
-        self._prevalidate(params, grads)
-        for key in params.keys():
-            g = self._grad(params, grads, key)
-            self.h[key] += g * g
-            params[key] -= self.lr * g / (np.sqrt(self.h[key]) + _EPS)
+    def _update_one(self, params, key, g):
+        self.h[key] += g * g
+        params[key] -= self.lr * g / (np.sqrt(self.h[key]) + _EPS)
 
 
 class RMSprop(_Optimizer):
@@ -341,17 +335,13 @@ class RMSprop(_Optimizer):
         self.weight_decay = weight_decay
         self.h = None
 
-    def update(self, params, grads):
-        """Update every ``params[key]`` in place from ``grads[key]``."""
-        self._ensure_state(params)
-        if self._step(params, grads, self.lr, self.decay_rate, weight_decay=self.weight_decay):
-            return
-        self._prevalidate(params, grads)
-        for key in params.keys():
-            g = self._grad(params, grads, key)
-            self.h[key] *= self.decay_rate
-            self.h[key] += (1 - self.decay_rate) * g * g
-            params[key] -= self.lr * g / (np.sqrt(self.h[key]) + _EPS)
+    def _hyper(self):
+        return self.decay_rate
+
+    def _update_one(self, params, key, g):
+        self.h[key] *= self.decay_rate
+        self.h[key] += (1 - self.decay_rate) * g * g
+        params[key] -= self.lr * g / (np.sqrt(self.h[key]) + _EPS)
 
 
 class Adam(_Optimizer):
