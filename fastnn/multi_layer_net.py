@@ -124,6 +124,17 @@ class _FlatNet:
                 weight_decay += 0.5 * self.weight_decay_lambda * np.sum(W ** 2)
         return weight_decay
 
+    def predict(self, x):
+        """Scores (pre-softmax) of the network for input ``x``."""
+        x = as_input(x, self.dtype)
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def accuracy(self, x, t):
+        """Fraction of argmax predictions equal to ``t`` (index or one-hot)."""
+        return self._accuracy(self.predict(x), t, x.shape[0])
+
     @staticmethod
     def _accuracy(y, t, n):
         y = np.argmax(y, axis=1)
@@ -199,21 +210,10 @@ class MultiLayerNet(_FlatNet):
             yield 'W' + i, aff, 'dW', 'W' + i
             yield 'b' + i, aff, 'db', 'b' + i
 
-    def predict(self, x):
-        """Scores (pre-softmax) of the network for input ``x``."""
-        x = as_input(x, self.dtype)
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
-
     def loss(self, x, t):
         """Softmax cross-entropy plus ``0.5*lambda*sum(W**2)`` for every W."""
         y = self.predict(x)
         return self.last_layer.forward(y, as_labels(t, self.dtype)) + self._decay()
-
-    def accuracy(self, x, t):
-        """Fraction of argmax predictions equal to ``t`` (index or one-hot)."""
-        return self._accuracy(self.predict(x), t, x.shape[0])
 
     def gradient(self, x, t):
         """Backpropagation gradients, keys W1, b1, ...

@@ -14,7 +14,7 @@ import numpy as np
 
 from fastnn import layers as _layers
 from fastnn.multi_layer_net import _FlatNet
-from fastnn._netutil import as_input, as_labels, network_dtype
+from fastnn._netutil import as_labels, network_dtype
 
 
 class TwoLayerNet(_FlatNet):
@@ -62,20 +62,10 @@ class TwoLayerNet(_FlatNet):
             yield 'W' + i, aff, 'dW', 'W' + i
             yield 'b' + i, aff, 'db', 'b' + i
 
-    def predict(self, x):
-        x = as_input(x, self.dtype)
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
-
     def loss(self, x, t):
         """Softmax cross-entropy of the predictions."""
         y = self.predict(x)
         return self.lastLayer.forward(y, as_labels(t, self.dtype))
-
-    def accuracy(self, x, t):
-        """Fraction of correct argmax predictions; ``t`` index or one-hot."""
-        return self._accuracy(self.predict(x), t, x.shape[0])
 
     def gradient(self, x, t):
         """Backpropagation gradients: the layers' ``dW``/``db`` objects themselves (views of
