@@ -18,9 +18,9 @@ misspelling 'rmsprpo' is accepted for RMSprop. Additions:
 import sys
 import time
 
-import numpy as np
 
 from fastnn.optimizer import SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam
+from fastnn.reference.trainer import Trainer as _ReferenceTrainer
 
 _LONG_RUN = 500
 
@@ -34,7 +34,7 @@ def _tqdm():
     return tqdm
 
 
-class Trainer:
+class Trainer(_ReferenceTrainer):
     """Train a network with mini-batch gradient descent and log the progress.
 
     Parameters
@@ -75,71 +75,23 @@ class Trainer:
                  epochs=20, mini_batch_size=100,
                  optimizer='SGD', optimizer_param={'lr': 0.01},
                  evaluate_sample_num_per_epoch=None, verbose=True, progress=None):
-        self.network = network
-        self.verbose = verbose
+        super().__init__(network, x_train, t_train, x_test, t_test, epochs, mini_batch_size,
+                         optimizer, optimizer_param, evaluate_sample_num_per_epoch, verbose)
         self.progress = progress
-        self.x_train = x_train
-        self.t_train = t_train
-        self.x_test = x_test
-        self.t_test = t_test
-        self.epochs = epochs
-        self.batch_size = mini_batch_size
-        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
-
-        self.optimizer = self.optimizer_class_dict[optimizer.lower()](**optimizer_param)
-
-        self.train_size = x_train.shape[0]
-        self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
-        self.max_iter = int(epochs * self.iter_per_epoch)
-        self.current_iter = 0
-        self.current_epoch = 0
-
-        self.train_loss_list = []
-        self.train_acc_list = []
-        self.test_acc_list = []
         self.final_test_acc = None
         self._bar = None
 
     def train_step(self):
-        """One update on a batch drawn with replacement, then the logging.
-
-        The logged loss is computed *after* the update, with default flags.
-        """
-        batch_mask = np.random.choice(self.train_size, self.batch_size)
-        x_batch = self.x_train[batch_mask]
-        t_batch = self.t_train[batch_mask]
-
-        grads = self.network.gradient(x_batch, t_batch)
-        self.optimizer.update(self.network.params, grads)
-
-        loss = self.network.loss(x_batch, t_batch)
-        self.train_loss_list.append(loss)
-        if self.verbose:
-            print("train loss:" + str(loss))
-
-        if self.current_iter % self.iter_per_epoch == 0:
-            self.current_epoch += 1
-
-            x_train_sample, t_train_sample = self.x_train, self.t_train
-            x_test_sample, t_test_sample = self.x_test, self.t_test
-            if self.evaluate_sample_num_per_epoch is not None:
-                k = self.evaluate_sample_num_per_epoch
-                x_train_sample, t_train_sample = self.x_train[:k], self.t_train[:k]
-                x_test_sample, t_test_sample = self.x_test[:k], self.t_test[:k]
-
-            train_acc = self.network.accuracy(x_train_sample, t_train_sample)
-            test_acc = self.network.accuracy(x_test_sample, t_test_sample)
-            self.train_acc_list.append(train_acc)
-            self.test_acc_list.append(test_acc)
-
-            if self.verbose:
-                print("=== epoch:" + str(self.current_epoch) + ", train acc:" + str(train_acc)
-                      + ", test acc:" + str(test_acc) + " ===")
-            if self._bar is not None:
-                self._bar.set_postfix(epoch=self.current_epoch, loss="%.4f" % float(loss),
-                                      train_acc="%.4f" % float(train_acc),
-                                      test_acc="%.4f" % float(test_acc), refresh=False)
-        self.current_iter += 1
+        """One update on a batch drawn with replacement, then the logging (the book's step;
+        the progress bar, when shown, gets the latest epoch's figures)."""
+        epoch = self.current_epoch
+        super().train_step()
+        if self._bar is not None and self.current_epoch != epoch:
+            self._bar.set_postfix(epoch=self.current_epoch,
+                                  loss="%.4f" % float(self.train_loss_list[-1]),
+                                  train_acc="%.4f" % float(self.train_acc_list[-1]),
+                                  test_acc="%.4f" % float(self.test_acc_list[-1]),
+                                  refresh=False)
 
     def _want_bar(self):
         if self.progress is not None:

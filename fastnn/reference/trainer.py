@@ -34,6 +34,10 @@ class Trainer:
     train_loss_list, train_acc_list, test_acc_list : list
     """
 
+    optimizer_class_dict = {'sgd': SGD, 'momentum': Momentum, 'nesterov': Nesterov,
+                            'adagrad': AdaGrad, 'rmsprop': RMSprop, 'adam': Adam,
+                            'rmsprpo': RMSprop}  # alias: the pre-2020 key (typo)
+
     def __init__(self, network, x_train, t_train, x_test, t_test,
                  epochs=20, mini_batch_size=100,
                  optimizer='SGD', optimizer_param={'lr': 0.01},
@@ -48,10 +52,7 @@ class Trainer:
         self.batch_size = mini_batch_size
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
 
-        optimizer_class_dict = {'sgd': SGD, 'momentum': Momentum, 'nesterov': Nesterov,
-                                'adagrad': AdaGrad, 'rmsprop': RMSprop, 'adam': Adam,
-                                'rmsprpo': RMSprop}  # alias: the pre-2020 key (typo)
-        self.optimizer = optimizer_class_dict[optimizer.lower()](**optimizer_param)
+        self.optimizer = self.optimizer_class_dict[optimizer.lower()](**optimizer_param)
 
         self.train_size = x_train.shape[0]
         self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
