@@ -7,6 +7,7 @@ Environment switches:
   FASTNN_CYTHON_DEBUG=1    turn Cython's bounds/wraparound/initialised checks back on
   FASTNN_MARCH_NATIVE=1    add -march=native (local comparison builds only; never for wheels)
   FASTNN_BUILD_ONLY=a,b    development: build only these modules (e.g. _affine,_runtime)
+  FASTNN_KEEP_SYMBOLS=1    do not strip the modules (for profilers such as perf)
 """
 import glob
 import os
@@ -30,6 +31,9 @@ KERNELS = {
     "_dropout": ["csrc/dropout.c"],
     "_optim": ["csrc/optim.c"],
     "_batchnorm": ["csrc/batchnorm.c"],
+    # a network's whole training pass, calling the kernel families above (its own copy of them)
+    "_netstep": ["csrc/affine.c", "csrc/activations.c", "csrc/batchnorm.c", "csrc/dropout.c",
+                 "csrc/softmax_xent.c"],
 }
 
 
@@ -82,7 +86,8 @@ def extensions():
         cflags += [f for f in omp if f.startswith("-f") or f.startswith("-X")]
         if not omp:
             cflags.append("-fopenmp-simd")   # keep `omp simd` loops vectorised without OpenMP
-        ldflags = ["-s"] + omp if sys.platform.startswith("linux") else omp
+        strip = sys.platform.startswith("linux") and not _flag_on("FASTNN_KEEP_SYMBOLS")
+        ldflags = ["-s"] + omp if strip else omp
     build_desc = " ".join(cflags)
     macros = [
         ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),

@@ -22,19 +22,20 @@ cdef extern from "softmax_xent.h" nogil:
                                        double grad_scale, double *dx, int n_threads)
 
 
-cdef tuple _labels(t, cnp.ndarray x):
-    """(idx, onehot) for labels t of the 2-D scores x: exactly one is an array, the other None.
+def labels(t, Py_ssize_t N, Py_ssize_t C, dtype):
+    """(idx, onehot) for labels t of scores of shape (N, C) and the given float dtype: exactly
+    one is an array (int64 class indices, or one-hot converted to dtype), the other None.
 
-    As in the book, t is one-hot when it has as many elements as x, else class indices.
+    As in the book, t is one-hot when it has N*C elements, else class indices. Raises TypeError
+    or ValueError for labels that are neither.
     """
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     ta = t if isinstance(t, np.ndarray) else np.asarray(t)
     cdef cnp.ndarray idx
     cdef Py_ssize_t i
     if ta.size == N * C:
         if ta.dtype.kind not in "fiub":
             raise TypeError("t (one-hot labels) must be numeric, got dtype %s" % ta.dtype)
-        return None, np.ascontiguousarray(ta.reshape(N, C), dtype=x.dtype)
+        return None, np.ascontiguousarray(ta.reshape(N, C), dtype=dtype)
     if ta.dtype.kind not in "iu":
         raise TypeError("t must hold integer class indices of shape (%d,) or one-hot labels of "
                         "shape (%d, %d); got dtype %s and shape %s" % (N, N, C, ta.dtype, ta.shape))
@@ -79,7 +80,7 @@ def softmax_xent_forward(x, t, bint with_grad=False, grad_scale=None, y_out=None
     cdef Py_ssize_t N = xc.shape[0], C = xc.shape[1]
     if N == 0 or C == 0:
         raise ValueError("x must hold at least one row and one class, got shape %s" % ((<object>xc).shape,))
-    idx, onehot = _labels(t, xc)
+    idx, onehot = labels(t, xc.shape[0], xc.shape[1], xc.dtype)
     cdef double scale = 1.0 / N if grad_scale is None else float(grad_scale)
     if y_out is None:
         y_out = np.empty_like(xc)
@@ -118,7 +119,7 @@ def softmax_xent_backward(y, t, grad_scale, out=None):
     if yc.ndim != 2 or yc.shape[0] == 0 or yc.shape[1] == 0:
         raise ValueError("y must be a non-empty 2-D array (N, C), got shape %s" % ((<object>yc).shape,))
     cdef Py_ssize_t N = yc.shape[0], C = yc.shape[1]
-    idx, onehot = _labels(t, yc)
+    idx, onehot = labels(t, yc.shape[0], yc.shape[1], yc.dtype)
     if out is None:
         out = np.empty_like(yc)
     else:

@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from fastnn import layers as _layers
+from fastnn import _netstep, layers as _layers
 from fastnn.gradient import numerical_gradient
 from fastnn._netutil import (GradCollector, allocate_params, as_input, as_labels, init_scale,
                              network_dtype)
@@ -34,6 +34,14 @@ class _FlatNet:
 
     _loss_layer_attr = "last_layer"
     _decay_from_params = False   # Extend reads W from params, MultiLayerNet from the layer
+    _train_pass = None           # the compiled training pass (fastnn._netstep.TrainPass)
+
+    #: ``gradient()`` runs the whole forward and backward pass as one compiled call when the
+    #: layers allow it (exact fastnn layer types with contiguous parameters of the network's
+    #: dtype, input of that dtype): same kernels in the same order, so the same numbers and the
+    #: same layer attributes afterwards, without ~50 Python layer calls. Set False (on the
+    #: class or a network) to run the layers one by one.
+    compiled_step = True
 
     def _draw_weights(self, weight_init_std):
         """float64 draws in the book's order: [(key, value)] for W1, b1, W2, b2, ..."""
@@ -108,12 +116,30 @@ class _FlatNet:
     def _numerical_loss(self, x, t):
         return self.loss(x, t)
 
+    def _compiled_gradient(self, x, t):
+        """The grads from one compiled training pass, or None if the layer path must run."""
+        if self.weight_decay_lambda != self._wired_lambda:
+            self._wire()
+        layers, loss_layer = self.layers, getattr(self, self._loss_layer_attr)
+        plan = self._train_pass
+        if plan is None or not plan.matches(layers, loss_layer, x):
+            views = {(id(layer), attr): view
+                     for _, layer, attr, view, decay, _ in self._collector.entries
+                     if attr in ('dgamma', 'dbeta')}
+            plan = self._train_pass = _netstep.TrainPass.build(layers, loss_layer, x,
+                                                               self.dtype, views)
+            if plan is None:
+                return None
+        if plan.run(x, t) is None:
+            return None
+        return self._collector.collect()
+
     def _backprop(self):
+        if self.weight_decay_lambda != self._wired_lambda:
+            self._wire()        # before the backward: it writes dW where the decay expects it
         dout = getattr(self, self._loss_layer_attr).backward(1)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
-        if self.weight_decay_lambda != self._wired_lambda:
-            self._wire()
         return self._collector.collect()
 
     def _decay(self):
@@ -221,6 +247,11 @@ class MultiLayerNet(_FlatNet):
         ``grads['W{i}']`` is ``dW + lambda*W`` and ``grads['b{i}']`` the layer's ``db`` itself;
         all are views of ``flat_grads``, overwritten by the next call.
         """
+        x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
+        if self.compiled_step:
+            grads = self._compiled_gradient(x, t)
+            if grads is not None:
+                return grads
         y = self.predict(x)
-        self.last_layer.forward(y, as_labels(t, self.dtype))
+        self.last_layer.forward(y, t)
         return self._backprop()

@@ -1,0 +1,230 @@
+"""The compiled training pass (fastnn._netstep) against the layer-by-layer pass.
+
+Both run the same kernels in the same order, so every number must be bitwise equal: gradients,
+losses, parameters after the optimizer, and the attributes the layers keep (x, mask, running
+statistics, dropout seeds, softmax output). Also: when the plan is used, rebuilt or given up.
+"""
+import numpy as np
+import pytest
+
+from fastnn import layers as L
+from fastnn.multi_layer_net import MultiLayerNet
+from fastnn.multi_layer_net_extend import MultiLayerNetExtend
+from fastnn.optimizer import Adam
+from fastnn.two_layer_net import TwoLayerNet
+
+IN, OUT = 20, 5
+
+NETS = {
+    "two": lambda dt: TwoLayerNet(IN, 12, OUT, weight_init_std=0.3, dtype=dt),
+    "mln relu": lambda dt: MultiLayerNet(IN, [12, 10], OUT, dtype=dt),
+    "mln sigmoid decay": lambda dt: MultiLayerNet(IN, [12, 10], OUT, activation="sigmoid",
+                                                  weight_decay_lambda=0.1, dtype=dt),
+    "ext bn dropout": lambda dt: MultiLayerNetExtend(IN, [12, 10, 8], OUT, use_batchnorm=True,
+                                                     use_dropout=True, dropout_ration=0.15,
+                                                     dtype=dt),
+    "ext sigmoid bn dropout decay": lambda dt: MultiLayerNetExtend(
+        IN, [12, 10], OUT, activation="sigmoid", use_batchnorm=True, use_dropout=True,
+        weight_decay_lambda=0.05, dtype=dt),
+    "ext dropout": lambda dt: MultiLayerNetExtend(IN, [16, 9], OUT, use_dropout=True,
+                                                  dtype=dt),
+}
+
+
+def twins(name, dtype, seed=3):
+    """The same network twice (same draws): compiled pass on the first, layers on the second."""
+    np.random.seed(seed)
+    fast = NETS[name](dtype)
+    np.random.seed(seed)
+    slow = NETS[name](dtype)
+    slow.compiled_step = False
+    return fast, slow
+
+
+def data(n=16, seed=0, one_hot=False, dtype=np.float64):
+    rng = np.random.RandomState(seed)
+    x = rng.randn(n, IN).astype(dtype)
+    t = rng.randint(0, OUT, n)
+    return x, (np.eye(OUT)[t] if one_hot else t)
+
+
+def layer_state(net):
+    """Every array or value a layer keeps after a training pass, keyed by layer and name."""
+    state = {}
+    for key, layer in list(net.layers.items()) + [("loss", getattr(net, net._loss_layer_attr))]:
+        for attr in ("x", "original_x_shape", "dW", "db", "mask", "out", "running_mean",
+                     "running_var", "batch_size", "input_shape", "xc", "std", "dgamma",
+                     "dbeta", "last_seed", "_calls", "loss", "y", "t"):
+            if hasattr(layer, attr):
+                state[key, attr] = getattr(layer, attr)
+    return state
+
+
+def assert_same_state(a, b):
+    sa, sb = layer_state(a), layer_state(b)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        va, vb = sa[k], sb[k]
+        if isinstance(vb, np.ndarray):
+            assert isinstance(va, np.ndarray) and va.dtype == vb.dtype, k
+            np.testing.assert_array_equal(va, vb, err_msg=str(k))
+        else:
+            assert va == vb or (va is None and vb is None), (k, va, vb)
+
+
+def step_both(fast, slow, x, t, opts=None):
+    np.random.seed(11)                       # the dropout seeds come from NumPy's generator
+    gf = fast.gradient(x, t)
+    np.random.seed(11)
+    gs = slow.gradient(x, t)
+    assert list(gf) == list(gs)
+    for k in gs:
+        assert gf[k].dtype == gs[k].dtype, k
+        np.testing.assert_array_equal(gf[k], gs[k], err_msg=k)
+    if opts:
+        opts[0].update(fast.params, gf)
+        opts[1].update(slow.params, gs)
+    return gf
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_bitwise_equal_to_layer_path(name, dtype, n_threads):
+    fast, slow = twins(name, dtype)
+    opts = (Adam(lr=0.01), Adam(lr=0.01))
+    for i in range(4):
+        x, t = data(seed=i, dtype=dtype)
+        step_both(fast, slow, x, t, opts)
+        assert_same_state(fast, slow)
+    assert fast._train_pass is not None       # the compiled pass did run
+    for k in slow.params:
+        np.testing.assert_array_equal(fast.params[k], slow.params[k], err_msg=k)
+    x, t = data(seed=9, dtype=dtype)
+    if isinstance(fast, MultiLayerNetExtend):
+        np.testing.assert_array_equal(fast.predict(x), slow.predict(x))
+        assert fast.loss(x, t) == slow.loss(x, t)
+    else:
+        np.testing.assert_array_equal(fast.predict(x), slow.predict(x))
+
+
+@pytest.mark.parametrize("labels", ["one_hot", "int32", "list"])
+def test_label_forms(labels, dtype):
+    fast, slow = twins("ext bn dropout", dtype)
+    x, t = data(dtype=dtype, one_hot=labels == "one_hot")
+    if labels == "int32":
+        t = t.astype(np.int32)
+    elif labels == "list":
+        t = t.tolist()
+    step_both(fast, slow, x, t)
+    assert_same_state(fast, slow)
+
+
+def test_float32_network_float64_input_and_one_hot():
+    fast, slow = twins("ext bn dropout", np.float32)
+    x, t = data(one_hot=True)                 # float64 input and labels: converted as the layers do
+    step_both(fast, slow, x, t)
+    assert_same_state(fast, slow)
+    assert fast.layers["Affine1"].x.dtype == np.float32
+
+
+def test_invalid_labels_raise_as_the_layers_do():
+    fast, _ = twins("ext bn dropout", np.float64)
+    x, t = data()
+    with pytest.raises(ValueError, match="out of range"):
+        fast.gradient(x, t + OUT)
+    with pytest.raises(ValueError, match="shape"):
+        fast.gradient(x, t[:-1])
+
+
+def test_kept_outputs_are_not_overwritten_while_held(dtype):
+    fast, slow = twins("ext bn dropout", dtype)
+    x, t = data(dtype=dtype)
+    step_both(fast, slow, x, t)
+    held = fast.layers["Affine2"].x
+    held_y = fast.last_layer.y
+    copy, copy_y = held.copy(), held_y.copy()
+    x2, t2 = data(seed=5, dtype=dtype)
+    step_both(fast, slow, x2, t2)
+    np.testing.assert_array_equal(held, copy)        # the user's array kept its values
+    np.testing.assert_array_equal(held_y, copy_y)
+    assert fast.layers["Affine2"].x is not held
+    assert_same_state(fast, slow)
+    del held, held_y
+    step_both(fast, slow, x, t)
+    assert_same_state(fast, slow)
+
+
+def test_batch_size_change_and_plan_reuse(dtype):
+    fast, slow = twins("ext bn dropout", dtype)
+    x, t = data(dtype=dtype)
+    step_both(fast, slow, x, t)
+    plan = fast._train_pass
+    step_both(fast, slow, x, t)
+    assert fast._train_pass is plan                  # reused while nothing changed
+    xs, ts = data(n=7, seed=2, dtype=dtype)
+    step_both(fast, slow, xs, ts)                    # another batch size: a new plan
+    assert fast._train_pass is not plan
+    assert_same_state(fast, slow)
+
+
+def test_changed_layers_are_followed(dtype):
+    """Whatever a user changes between steps is what the next pass uses."""
+    fast, slow = twins("ext bn dropout", dtype)
+    x, t = data(dtype=dtype)
+    step_both(fast, slow, x, t)
+    for net in (fast, slow):
+        net.layers["Dropout1"].dropout_ratio = 0.5
+        net.layers["BatchNorm2"].momentum = 0.5
+        net.layers["BatchNorm1"].running_mean = np.full(12, 0.25)
+        net.layers["BatchNorm1"].running_var = np.full(12, 2.0)
+        net.layers["Affine2"].W = net.layers["Affine2"].W * 0.5   # a new array (not in params)
+        net.weight_decay_lambda = 0.01
+    step_both(fast, slow, x, t)
+    assert_same_state(fast, slow)
+    for net in (fast, slow):
+        net.layers["Activation_function2"] = L.Sigmoid()   # another layer object: a new plan
+    step_both(fast, slow, x, t)
+    assert_same_state(fast, slow)
+
+
+def test_seeded_and_inverted_dropout(dtype):
+    fast, slow = twins("ext dropout", dtype)
+    for net in (fast, slow):
+        net.layers["Dropout1"] = L.Dropout(0.3, inverted=True, seed=5)
+        net.layers["Dropout2"] = L.Dropout(0.6, seed=7)
+        net.layers.move_to_end("Affine3")
+    x, t = data(dtype=dtype)
+    for _ in range(3):
+        step_both(fast, slow, x, t)
+        assert_same_state(fast, slow)
+    assert fast._train_pass is not None
+
+
+class MyRelu(L.Relu):
+    pass
+
+
+def test_unsupported_chains_use_the_layers():
+    fast, slow = twins("mln relu", np.float64)
+    for net in (fast, slow):
+        net.layers["Activation_function1"] = MyRelu()   # a subclass: its own methods may differ
+    x, t = data()
+    step_both(fast, slow, x, t)
+    assert fast._train_pass is None
+    np.random.seed(1)
+    fast = MultiLayerNet(IN, [10, 10], OUT)
+    np.random.seed(1)
+    slow = MultiLayerNet(IN, [10, 10], OUT)
+    slow.compiled_step = False
+    shared = L.Relu()
+    for net in (fast, slow):                            # one layer object twice
+        net.layers["Activation_function1"] = net.layers["Activation_function2"] = shared
+    step_both(fast, slow, x, t)
+    assert fast._train_pass is None
+
+
+def test_uint8_input_promotes_like_the_layers():
+    fast, slow = twins("mln relu", np.float64)
+    x, t = data()
+    xu = (np.abs(x) * 40).astype(np.uint8)
+    step_both(fast, slow, xu, t)
+    assert_same_state(fast, slow)
