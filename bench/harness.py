@@ -56,6 +56,8 @@ class Case:
     with no arguments doing one operation; None entries are skipped. ``bytes`` is the minimal
     number of bytes the operation must read and write, ``flops`` its floating-point operations
     (either may be None). ``setup`` (optional) is called once per thread count before timing.
+    ``min_round``: least duration of one timed round (calls back to back; see
+    :func:`time_alternating`).
     """
     kernel: str
     size: str
@@ -63,6 +65,7 @@ class Case:
     bytes: float = None
     flops: float = None
     setup: object = None
+    min_round: float = 2e-3
     extra: dict = field(default_factory=dict)
 
 
@@ -195,7 +198,7 @@ def run_cases(cases, args):
             with threads(nt):
                 if case.setup is not None:
                     case.setup()
-                t = time_alternating(impls, args.repeats)
+                t = time_alternating(impls, args.repeats, min_round=case.min_round)
             fast = t.get("fastnn")
             row = {"kernel": case.kernel, "size": case.size, "threads": nt,
                    "ms": {k: v * 1e3 for k, v in t.items()}}
