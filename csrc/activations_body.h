@@ -1,10 +1,11 @@
 /* ReLU and sigmoid, forward and backward: one streaming pass each.
  * Included by fnn_multiversion.h with REAL, FNN_T, FNN_ISA defined (see fnn_common.h).
  * Element-wise, so any split over threads gives identical results. Each kernel is a range
- * function over [lo, hi) run by FNN_PARALLEL_BLOCKS. */
+ * function over [lo, hi) run by FNN_PARALLEL_BLOCKS. Outputs may be their inputs (in place:
+ * each element is read once, before its result is written), hence no `restrict` on them. */
 
 /* y = x where x > 0 else 0; mask[i] = (x[i] <= 0), as the book's Relu (NaN is not masked). */
-static inline void FNAME(relu_forward_range)(const REAL *restrict x, REAL *restrict y,
+static inline void FNAME(relu_forward_range)(const REAL *x, REAL *y,
                                              uint8_t *restrict mask, ptrdiff_t lo, ptrdiff_t hi)
 {
     for (ptrdiff_t i = lo; i < hi; i++) {
@@ -18,7 +19,7 @@ static inline void FNAME(relu_forward_range)(const REAL *restrict x, REAL *restr
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 /* AVX-512 with streaming stores of y, for outputs too large to stay in cache: y is written as
  * whole 64-byte lines without first reading them (no read-for-ownership), one line per vector. */
-static inline void FNAME(relu_forward_stream)(const REAL *restrict x, REAL *restrict y,
+static inline void FNAME(relu_forward_stream)(const REAL *x, REAL *y,
                                               uint8_t *restrict mask, ptrdiff_t lo, ptrdiff_t hi)
 {
     const ptrdiff_t L = 64 / (ptrdiff_t)sizeof(REAL);
@@ -45,7 +46,7 @@ static inline void FNAME(relu_forward_stream)(const REAL *restrict x, REAL *rest
 }
 #endif
 
-static void FNAME(relu_forward)(const REAL *restrict x, REAL *restrict y,
+static void FNAME(relu_forward)(const REAL *x, REAL *y,
                                 uint8_t *restrict mask, ptrdiff_t n, int n_threads)
 {
     int nt = fnn_threads_for(n, n_threads);
@@ -74,14 +75,14 @@ static void FNAME(relu_backward)(const REAL *dout, const uint8_t *restrict mask,
 }
 
 /* y = 1 / (1 + exp(-x)), the book's (naive) form. */
-static inline void FNAME(sigmoid_forward_range)(const REAL *restrict x, REAL *restrict y,
+static inline void FNAME(sigmoid_forward_range)(const REAL *x, REAL *y,
                                                 ptrdiff_t lo, ptrdiff_t hi)
 {
     for (ptrdiff_t i = lo; i < hi; i++)
         y[i] = (REAL)1 / ((REAL)1 + FNN_EXP(-x[i]));
 }
 
-static void FNAME(sigmoid_forward)(const REAL *restrict x, REAL *restrict y, ptrdiff_t n,
+static void FNAME(sigmoid_forward)(const REAL *x, REAL *y, ptrdiff_t n,
                                    int n_threads)
 {
     int nt = fnn_threads_for(n, n_threads);

@@ -117,8 +117,9 @@ static inline uint32_t FNAME(dropout_word)(uint64_t z, uint64_t z2, uint32_t thi
 
 /* out[k] = in[k] * (bit k of w ? scale : 0) for k < 32 (a full block). With `stream` (out
  * 64-byte aligned, AVX2/AVX-512 only), out is written with non-temporal stores: the block is
- * computed in registers, then copied out as whole 64-byte lines without reading them first. */
-static inline void FNAME(dropout_apply)(const REAL *restrict in, REAL *restrict out, uint32_t w,
+ * computed in registers, then copied out as whole 64-byte lines without reading them first.
+ * out may be in (in place, forward and backward): no `restrict` on them. */
+static inline void FNAME(dropout_apply)(const REAL *in, REAL *out, uint32_t w,
                                         REAL scale, int stream)
 {
 #if defined(__AVX2__)
@@ -163,7 +164,7 @@ static inline void FNAME(dropout_fence)(int stream)
 }
 
 /* Mask words and outputs of the whole blocks [lo, hi). */
-static inline void FNAME(dropout_forward_blocks)(const REAL *restrict x, REAL *restrict y,
+static inline void FNAME(dropout_forward_blocks)(const REAL *x, REAL *y,
                                                  uint32_t *restrict bits, ptrdiff_t lo,
                                                  ptrdiff_t hi, uint64_t key, uint64_t key2,
                                                  uint64_t step, int drop_all, uint32_t thi,
@@ -179,7 +180,7 @@ static inline void FNAME(dropout_forward_blocks)(const REAL *restrict x, REAL *r
     FNAME(dropout_fence)(stream);
 }
 
-static void FNAME(dropout_forward)(const REAL *restrict x, REAL *restrict y,
+static void FNAME(dropout_forward)(const REAL *x, REAL *y,
                                    uint32_t *restrict bits, ptrdiff_t n, uint64_t seed,
                                    uint64_t thr, double scale_d, int n_threads)
 {

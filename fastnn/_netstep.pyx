@@ -26,6 +26,9 @@ from fastnn import _softmax_xent as _sx
 from fastnn._dtypes import compute_dtype
 from fastnn.reference import dropout_rng as _drng
 
+# NumPy's global generator (np.random.seed and set_state act on this same object)
+_random_sample = np.random.random_sample
+
 cnp.import_array()
 
 cdef extern from "affine.h" nogil:
@@ -265,6 +268,11 @@ cdef bint _is_array(object a, object dtype, tuple shape, bint writeable=False):
     return (arr.dtype is dtype or arr.dtype == dtype) and (<object>arr).shape == shape \
         and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr) \
         and (not writeable or cnp.PyArray_ISWRITEABLE(arr))
+
+
+cdef inline cnp.ndarray _new_like(cnp.ndarray a):
+    """An uninitialised 1-D array of a's length and dtype (np.empty_like without its overhead)."""
+    return cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
 
 
 cdef inline Py_ssize_t _refs(list items, Py_ssize_t i):
@@ -547,15 +555,20 @@ cdef class TrainPass:
             if op.kind == OP_DROPOUT:          # the layer's seed draw, in forward order
                 layer = layers[i]
                 seed = layer.seed
-                seed = _drng.draw_seed() if seed is None else _drng.call_seed(seed, layer._calls)
-                layer._calls += 1
+                calls = layer._calls
+                if seed is None:
+                    # _drng.draw_seed(), inlined: one random_sample() call; x * 2**53 is exact
+                    seed = <uint64_t>(<double>_random_sample() * 9007199254740992.0)
+                else:
+                    seed = _drng.call_seed(seed, calls)
+                layer._calls = calls + 1
                 layer.last_seed = seed
                 op.seed = seed
             elif op.kind == OP_BATCHNORM:       # running statistics: new arrays, as the book's
                 e = self.expect[i]
                 op.rm_old, op.rv_old = _data(e[3]), _data(e[4])
-                e[3] = np.empty_like(e[3])
-                e[4] = np.empty_like(e[4])
+                e[3] = _new_like(e[3])
+                e[4] = _new_like(e[4])
                 op.rm_new, op.rv_new = _data(e[3]), _data(e[4])
         cdef void *scores = _data(buffers[self.scores_buf])
         cdef void *probs = _data(buffers[self.probs_buf])

@@ -35,6 +35,7 @@ class _FlatNet:
     _loss_layer_attr = "last_layer"
     _decay_from_params = False   # Extend reads W from params, MultiLayerNet from the layer
     _train_pass = None           # the compiled training pass (fastnn._netstep.TrainPass)
+    _direct_plan = None          # a pass whose gradients are the flat views themselves
 
     #: ``gradient()`` runs the whole forward and backward pass as one compiled call when the
     #: layers allow it (exact fastnn layer types with contiguous parameters of the network's
@@ -104,6 +105,7 @@ class _FlatNet:
                 layer.grad_buffers = tuple(bufs)
         self._collector = col
         self._wired_lambda = lam
+        self._direct_plan = None
 
     def numerical_gradient(self, x, t):
         """Central-difference gradients of the loss (:meth:`_numerical_loss`), one per parameter,
@@ -132,7 +134,17 @@ class _FlatNet:
                 return None
         if plan.run(x, t) is None:
             return None
-        return self._collector.collect()
+        if self._direct_plan is plan:
+            return dict(self._direct_grads)
+        grads = self._collector.collect()
+        # Without weight decay the pass writes every gradient into its flat view (and the plan
+        # checks those outputs are unchanged before each run): later runs of this plan can hand
+        # out the views without the collector.
+        entries = self._collector.entries
+        if all(e[4] is None and grads[e[0]] is e[3] for e in entries):
+            self._direct_plan = plan
+            self._direct_grads = tuple((e[0], e[3]) for e in entries)
+        return grads
 
     def _backprop(self):
         if self.weight_decay_lambda != self._wired_lambda:

@@ -28,6 +28,7 @@ NETS = {
         weight_decay_lambda=0.05, dtype=dt),
     "ext dropout": lambda dt: MultiLayerNetExtend(IN, [16, 9], OUT, use_dropout=True,
                                                   dtype=dt),
+    "ext bn": lambda dt: MultiLayerNetExtend(IN, [12, 33], OUT, use_batchnorm=True, dtype=dt),
 }
 
 
@@ -228,3 +229,20 @@ def test_uint8_input_promotes_like_the_layers():
     xu = (np.abs(x) * 40).astype(np.uint8)
     step_both(fast, slow, xu, t)
     assert_same_state(fast, slow)
+
+
+def test_large_hidden_block_threaded_path(n_threads):
+    """A block the batch-norm kernels thread (>= 1M elements): the fused kernels then run the
+    separate ones in turn; still bitwise the layer path's."""
+    np.random.seed(4)
+    fast = MultiLayerNetExtend(IN, [1030], OUT, use_batchnorm=True, use_dropout=True,
+                               dtype=np.float32)
+    np.random.seed(4)
+    slow = MultiLayerNetExtend(IN, [1030], OUT, use_batchnorm=True, use_dropout=True,
+                               dtype=np.float32)
+    slow.compiled_step = False
+    x, t = data(n=1000, dtype=np.float32)
+    for _ in range(2):
+        step_both(fast, slow, x, t)
+    assert_same_state(fast, slow)
+    assert fast._train_pass is not None
