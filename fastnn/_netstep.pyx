@@ -8,11 +8,16 @@ nogil loops calling the same C kernels and BLAS GEMMs, in the same order, as the
 the results are bitwise those of the layer-by-layer pass. The layers' attributes (``x``, ``mask``,
 ``running_mean``, ``dW``, …) are then set as their own forward and backward would set them.
 
+The loops over the plan are C (csrc/netstep.c); with two or more threads the backward runs the
+weight gradients on a second thread beside the chain of input gradients (see netstep.h).
+
 Memory: each forward output the layers keep (an Affine's ``x``, a BatchNormalization's input, a
 Sigmoid's ``out``, the softmax ``y``) is reused by the next pass unless something else still
 holds it (reference count), as the layers' own recycled outputs are. ReLU, Sigmoid and Dropout
-work in place when their input is a buffer nothing keeps; the backward pass ping-pongs between
-two private buffers.
+work in place when their input is a buffer nothing keeps. In the backward, each Affine and
+BatchNormalization op writes its input gradient into a private buffer of its own (the
+two-thread schedule reads an op's output gradient while the chain goes on), element-wise ops
+work in place.
 """
 cimport numpy as cnp
 import numpy as np
@@ -20,7 +25,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.ref cimport Py_REFCNT
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
-from fastnn._blas cimport gemm_rowmajor, blas_int
+from scipy.linalg.cython_blas cimport sgemm, dgemm
 from fastnn._runtime cimport get_num_threads
 from fastnn import _softmax_xent as _sx
 from fastnn._dtypes import compute_dtype
@@ -31,59 +36,6 @@ _random_sample = np.random.random_sample
 
 cnp.import_array()
 
-cdef extern from "affine.h" nogil:
-    void fnn_bias_fill_f32(const float *b, float *Y, Py_ssize_t N, Py_ssize_t D)
-    void fnn_bias_fill_f64(const double *b, double *Y, Py_ssize_t N, Py_ssize_t D)
-    void fnn_bias_grad_f32(const float *dY, Py_ssize_t N, Py_ssize_t D, float *db, double *acc)
-    void fnn_bias_grad_f64(const double *dY, Py_ssize_t N, Py_ssize_t D, double *db, double *acc)
-
-cdef extern from "activations.h" nogil:
-    void fnn_relu_forward_f32(const float *x, float *y, uint8_t *mask, Py_ssize_t n, int nt)
-    void fnn_relu_forward_f64(const double *x, double *y, uint8_t *mask, Py_ssize_t n, int nt)
-    void fnn_relu_backward_f32(const float *dout, const uint8_t *mask, float *dx, Py_ssize_t n,
-                               int nt)
-    void fnn_relu_backward_f64(const double *dout, const uint8_t *mask, double *dx,
-                               Py_ssize_t n, int nt)
-    void fnn_sigmoid_forward_f32(const float *x, float *y, Py_ssize_t n, int nt)
-    void fnn_sigmoid_forward_f64(const double *x, double *y, Py_ssize_t n, int nt)
-    void fnn_sigmoid_backward_f32(const float *dout, const float *out, float *dx, Py_ssize_t n,
-                                  int nt)
-    void fnn_sigmoid_backward_f64(const double *dout, const double *out, double *dx,
-                                  Py_ssize_t n, int nt)
-
-cdef extern from "batchnorm.h" nogil:
-    void fnn_batchnorm_forward_train_f32(const float *x, Py_ssize_t N, Py_ssize_t D,
-                                         const float *gamma, const float *beta, double eps,
-                                         float *y, float *mean, float *var, float *std, int nt)
-    void fnn_batchnorm_forward_train_f64(const double *x, Py_ssize_t N, Py_ssize_t D,
-                                         const double *gamma, const double *beta, double eps,
-                                         double *y, double *mean, double *var, double *std,
-                                         int nt)
-    void fnn_batchnorm_backward_f32(const float *dout, const float *x, Py_ssize_t N,
-                                    Py_ssize_t D, const float *gamma, const float *mean,
-                                    const float *std, float *dx, float *dgamma, float *dbeta,
-                                    int nt)
-    void fnn_batchnorm_backward_f64(const double *dout, const double *x, Py_ssize_t N,
-                                    Py_ssize_t D, const double *gamma, const double *mean,
-                                    const double *std, double *dx, double *dgamma,
-                                    double *dbeta, int nt)
-    void fnn_batchnorm_running_update_f32(const double *old, const float *stat, double momentum,
-                                          double *out, Py_ssize_t D)
-    void fnn_batchnorm_running_update_f32state(const float *old, const float *stat,
-                                               double momentum, float *out, Py_ssize_t D)
-    void fnn_batchnorm_running_update_f64(const double *old, const double *stat,
-                                          double momentum, double *out, Py_ssize_t D)
-
-cdef extern from "dropout.h" nogil:
-    void fnn_dropout_forward_f32(const float *x, float *y, uint32_t *bits, Py_ssize_t n,
-                                 uint64_t seed, uint64_t thr, double scale, int nt)
-    void fnn_dropout_forward_f64(const double *x, double *y, uint32_t *bits, Py_ssize_t n,
-                                 uint64_t seed, uint64_t thr, double scale, int nt)
-    void fnn_dropout_backward_f32(const float *dout, const uint32_t *bits, float *dx,
-                                  Py_ssize_t n, double scale, int nt)
-    void fnn_dropout_backward_f64(const double *dout, const uint32_t *bits, double *dx,
-                                  Py_ssize_t n, double scale, int nt)
-
 cdef extern from "softmax_xent.h" nogil:
     double fnn_softmax_xent_forward_f32(const float *x, Py_ssize_t N, Py_ssize_t C,
                                         const int64_t *idx, const float *onehot, float *y,
@@ -92,168 +44,108 @@ cdef extern from "softmax_xent.h" nogil:
                                         const int64_t *idx, const double *onehot, double *y,
                                         double *dx, double grad_scale, int nt)
 
+cdef extern from "netstep.h" nogil:
+    enum:
+        FNN_OP_AFFINE
+        FNN_OP_BATCHNORM
+        FNN_OP_RELU
+        FNN_OP_SIGMOID
+        FNN_OP_DROPOUT
+    ctypedef void (*fnn_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *,
+                                  float *, int *, float *, float *, int *)
+    ctypedef void (*fnn_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *,
+                                  double *, int *, double *, double *, int *)
+    ctypedef void (*fnn_set_threads_fn)(int)
+    ctypedef int (*fnn_get_threads_fn)()
+    ctypedef struct fnn_blas:
+        fnn_sgemm_fn sgemm
+        fnn_dgemm_fn dgemm
+        fnn_set_threads_fn set_threads
+        fnn_get_threads_fn get_threads
+    ctypedef struct fnn_op:
+        int kind
+        Py_ssize_t d_in, d_out
+        int in_buf, out_buf
+        void *x
+        void *y
+        void *dx
+        void *dout
+        void *W
+        void *b
+        void *dW
+        void *db
+        int need_dx
+        void *gamma
+        void *beta
+        void *mean
+        void *var
+        void *std
+        void *dgamma
+        void *dbeta
+        void *rm_old
+        void *rv_old
+        void *rm_new
+        void *rv_new
+        int f32_state
+        double eps, momentum
+        uint8_t *mask
+        uint32_t *bits
+        uint64_t seed, thr
+        double scale
+    void fnn_netstep_forward(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
+                             int n_threads)
+    int fnn_netstep_backward(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, void *d_last,
+                             double *acc, Py_ssize_t acc_len, const fnn_blas *blas,
+                             int n_threads)
+
+ctypedef fnn_op Op
 
 cdef enum:
-    OP_AFFINE = 0
-    OP_BATCHNORM = 1
-    OP_RELU = 2
-    OP_SIGMOID = 3
-    OP_DROPOUT = 4
-
-# what a forward output buffer is, for reuse: kept by a layer attribute (recycled by reference
-# count) or private (always reused)
-cdef enum:
-    BUF_PRIVATE = 0
-    BUF_KEPT = 1
+    OP_AFFINE = FNN_OP_AFFINE
+    OP_BATCHNORM = FNN_OP_BATCHNORM
+    OP_RELU = FNN_OP_RELU
+    OP_SIGMOID = FNN_OP_SIGMOID
+    OP_DROPOUT = FNN_OP_DROPOUT
 
 
-cdef struct Op:
-    int kind
-    Py_ssize_t d_in, d_out      # features in and out (rows: the plan's N)
-    int in_buf, out_buf         # forward input / output: buffer index (-1: the network input)
-    void *x                     # resolved data pointers of in_buf / out_buf
-    void *y
-    # Affine
-    void *W
-    void *b
-    void *dW
-    void *db
-    bint need_dx
-    # BatchNormalization
-    void *gamma
-    void *beta
-    void *mean
-    void *var
-    void *std
-    void *dgamma
-    void *dbeta
-    void *rm_old
-    void *rv_old
-    void *rm_new
-    void *rv_new
-    bint f32_state              # float32 running statistics (a float32 network's)
-    double eps, momentum
-    # Relu
-    uint8_t *mask
-    # Dropout
-    uint32_t *bits
-    uint64_t seed, thr
-    double scale
+# SciPy's BLAS GEMMs (what every fastnn GEMM calls) and, when found, its thread-count functions
+# (the two-thread backward sets the BLAS to one thread while its two threads run GEMMs side by
+# side; without them the backward is serial).
+cdef fnn_blas _BLAS
+_BLAS.sgemm = <fnn_sgemm_fn>sgemm
+_BLAS.dgemm = <fnn_dgemm_fn>dgemm
+_BLAS.set_threads = NULL
+_BLAS.get_threads = NULL
+_blas_threads_looked_up = False
 
 
-cdef void _forward(Op *ops, int n_ops, Py_ssize_t N, bint dbl, int nt) noexcept nogil:
-    """Every layer's training forward, in order (the kernels the layers call, same arguments)."""
-    cdef int i
-    cdef Op *op
-    cdef Py_ssize_t n
-    for i in range(n_ops):
-        op = &ops[i]
-        n = N * op.d_out
-        if op.kind == OP_AFFINE:
-            if dbl:
-                fnn_bias_fill_f64(<double *>op.b, <double *>op.y, N, op.d_out)
-            else:
-                fnn_bias_fill_f32(<float *>op.b, <float *>op.y, N, op.d_out)
-            gemm_rowmajor(dbl, False, False, <blas_int>N, <blas_int>op.d_out, <blas_int>op.d_in,
-                          1.0, op.x, op.W, 1.0, op.y)
-        elif op.kind == OP_BATCHNORM:
-            if dbl:
-                fnn_batchnorm_forward_train_f64(<double *>op.x, N, op.d_out, <double *>op.gamma,
-                                                <double *>op.beta, op.eps, <double *>op.y,
-                                                <double *>op.mean, <double *>op.var,
-                                                <double *>op.std, nt)
-                fnn_batchnorm_running_update_f64(<double *>op.rm_old, <double *>op.mean,
-                                                 op.momentum, <double *>op.rm_new, op.d_out)
-                fnn_batchnorm_running_update_f64(<double *>op.rv_old, <double *>op.var,
-                                                 op.momentum, <double *>op.rv_new, op.d_out)
-            else:
-                fnn_batchnorm_forward_train_f32(<float *>op.x, N, op.d_out, <float *>op.gamma,
-                                                <float *>op.beta, op.eps, <float *>op.y,
-                                                <float *>op.mean, <float *>op.var,
-                                                <float *>op.std, nt)
-                if op.f32_state:
-                    fnn_batchnorm_running_update_f32state(<float *>op.rm_old, <float *>op.mean,
-                                                          op.momentum, <float *>op.rm_new,
-                                                          op.d_out)
-                    fnn_batchnorm_running_update_f32state(<float *>op.rv_old, <float *>op.var,
-                                                          op.momentum, <float *>op.rv_new,
-                                                          op.d_out)
-                else:
-                    fnn_batchnorm_running_update_f32(<double *>op.rm_old, <float *>op.mean,
-                                                     op.momentum, <double *>op.rm_new, op.d_out)
-                    fnn_batchnorm_running_update_f32(<double *>op.rv_old, <float *>op.var,
-                                                     op.momentum, <double *>op.rv_new, op.d_out)
-        elif op.kind == OP_RELU:
-            if dbl:
-                fnn_relu_forward_f64(<double *>op.x, <double *>op.y, op.mask, n, nt)
-            else:
-                fnn_relu_forward_f32(<float *>op.x, <float *>op.y, op.mask, n, nt)
-        elif op.kind == OP_SIGMOID:
-            if dbl:
-                fnn_sigmoid_forward_f64(<double *>op.x, <double *>op.y, n, nt)
-            else:
-                fnn_sigmoid_forward_f32(<float *>op.x, <float *>op.y, n, nt)
-        elif op.kind == OP_DROPOUT:
-            if dbl:
-                fnn_dropout_forward_f64(<double *>op.x, <double *>op.y, op.bits, n, op.seed,
-                                        op.thr, op.scale, nt)
-            else:
-                fnn_dropout_forward_f32(<float *>op.x, <float *>op.y, op.bits, n, op.seed,
-                                        op.thr, op.scale, nt)
-
-
-cdef void _backward(Op *ops, int n_ops, Py_ssize_t N, bint dbl, int nt, void *d, void *other,
-                    double *acc) noexcept nogil:
-    """Every layer's backward, last to first; d holds the loss gradient of the last output.
-    Elementwise layers work in place on d; Affine and BatchNormalization write into ``other``
-    and the two buffers swap."""
-    cdef int i
-    cdef Op *op
-    cdef Py_ssize_t n
-    cdef void *tmp
-    for i in range(n_ops - 1, -1, -1):
-        op = &ops[i]
-        n = N * op.d_out
-        if op.kind == OP_AFFINE:
-            gemm_rowmajor(dbl, True, False, <blas_int>op.d_in, <blas_int>op.d_out, <blas_int>N,
-                          1.0, op.x, d, 0.0, op.dW)
-            if op.need_dx:
-                gemm_rowmajor(dbl, False, True, <blas_int>N, <blas_int>op.d_in,
-                              <blas_int>op.d_out, 1.0, d, op.W, 0.0, other)
-            if dbl:
-                fnn_bias_grad_f64(<double *>d, N, op.d_out, <double *>op.db, acc)
-            else:
-                fnn_bias_grad_f32(<float *>d, N, op.d_out, <float *>op.db, acc)
-            if not op.need_dx:
-                return          # nothing reads further gradients (the network's first layer)
-            tmp = d; d = other; other = tmp
-        elif op.kind == OP_BATCHNORM:
-            if dbl:
-                fnn_batchnorm_backward_f64(<double *>d, <double *>op.x, N, op.d_out,
-                                           <double *>op.gamma, <double *>op.mean,
-                                           <double *>op.std, <double *>other,
-                                           <double *>op.dgamma, <double *>op.dbeta, nt)
-            else:
-                fnn_batchnorm_backward_f32(<float *>d, <float *>op.x, N, op.d_out,
-                                           <float *>op.gamma, <float *>op.mean,
-                                           <float *>op.std, <float *>other,
-                                           <float *>op.dgamma, <float *>op.dbeta, nt)
-            tmp = d; d = other; other = tmp
-        elif op.kind == OP_RELU:
-            if dbl:
-                fnn_relu_backward_f64(<double *>d, op.mask, <double *>d, n, nt)
-            else:
-                fnn_relu_backward_f32(<float *>d, op.mask, <float *>d, n, nt)
-        elif op.kind == OP_SIGMOID:
-            if dbl:
-                fnn_sigmoid_backward_f64(<double *>d, <double *>op.y, <double *>d, n, nt)
-            else:
-                fnn_sigmoid_backward_f32(<float *>d, <float *>op.y, <float *>d, n, nt)
-        elif op.kind == OP_DROPOUT:
-            if dbl:
-                fnn_dropout_backward_f64(<double *>d, op.bits, <double *>d, n, op.scale, nt)
-            else:
-                fnn_dropout_backward_f32(<float *>d, op.bits, <float *>d, n, op.scale, nt)
+cdef void _lookup_blas_threads():
+    """SciPy's OpenBLAS openblas_set_num_threads / openblas_get_num_threads (prefixed in SciPy's
+    wheels), found through threadpoolctl's list of loaded libraries; left NULL otherwise (another
+    BLAS, or none found: the backward then stays serial)."""
+    global _blas_threads_looked_up
+    if _blas_threads_looked_up:
+        return
+    _blas_threads_looked_up = True
+    import ctypes
+    import os
+    try:
+        from threadpoolctl import threadpool_info
+        libs = [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
+    except Exception:            # threadpoolctl missing or failing: stay serial
+        return
+    if len(libs) > 1:            # NumPy's and SciPy's copies: the one SciPy ships
+        libs = [f for f in libs if "scipy" in os.path.basename(os.path.dirname(f))]
+    if len(libs) != 1:
+        return
+    lib = ctypes.CDLL(libs[0])
+    for prefix in ("scipy_openblas_", "openblas_"):
+        setter = getattr(lib, prefix + "set_num_threads", None)
+        getter = getattr(lib, prefix + "get_num_threads", None)
+        if setter is not None and getter is not None:
+            _BLAS.set_threads = <fnn_set_threads_fn><size_t>ctypes.cast(setter, ctypes.c_void_p).value
+            _BLAS.get_threads = <fnn_get_threads_fn><size_t>ctypes.cast(getter, ctypes.c_void_p).value
+            return
 
 
 cdef inline void *_data(object a):
@@ -318,7 +210,8 @@ cdef class TrainPass:
     cdef list baseline          # reference counts of the buffers after the last pass
     cdef list extra             # per layer: arrays of the op (grads, statistics, mask, bits)
     cdef list in_shape          # per layer: the shape of its input
-    cdef object d0, d1, acc     # backward workspaces
+    cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
+    cdef list dxs               # per op: its private input-gradient buffer (or None)
     cdef int scores_buf, probs_buf
 
     def __cinit__(self):
@@ -367,6 +260,7 @@ cdef class TrainPass:
         if self.ops == NULL:
             raise MemoryError()
         self.expect, self.extra, self.in_shape = [], [], []
+        self.dxs = [None] * self.n_ops
         self.buffers, self.buf_kept, self.buf_shape = [], [], []
         cdef int cur = -1           # buffer of the current activation (-1: the network input)
         cdef int i
@@ -390,6 +284,9 @@ cdef class TrainPass:
                         or (not need_dx and i > 0)):     # the layer path fails there: let it
                     return False
                 op.kind, op.d_out, op.need_dx = OP_AFFINE, M, need_dx
+                if need_dx:
+                    self.dxs[i] = np.empty((N, width), dtype=dt)
+                    op.dx = _data(self.dxs[i])
                 op.W, op.b, op.dW, op.db = _data(W), _data(b), _data(gb[0]), _data(gb[1])
                 if cur >= 0:
                     self.buf_kept[cur] = True          # the layer keeps its input (x)
@@ -419,6 +316,8 @@ cdef class TrainPass:
                 stats = (layer._buffer("_mean", D, dt), layer._buffer("_var", D, dt),
                          layer._buffer("_std", D, dt))
                 op.kind, op.d_out = OP_BATCHNORM, D
+                self.dxs[i] = np.empty((N, D), dtype=dt)
+                op.dx = _data(self.dxs[i])
                 op.gamma, op.beta, op.dgamma, op.dbeta = _data(g), _data(be), _data(dg), _data(db)
                 op.mean, op.var, op.std = _data(stats[0]), _data(stats[1]), _data(stats[2])
                 op.f32_state = not self.dbl and sdt == np.float32
@@ -475,9 +374,9 @@ cdef class TrainPass:
         self.scores_buf = cur
         self.probs_buf = self._new_buffer((N, width))
         self.buf_kept[self.probs_buf] = True           # the loss layer keeps y
-        self.d0 = np.empty(N * max_width, dtype=dt)
-        self.d1 = np.empty(N * max_width, dtype=dt)
+        self.d_last = np.empty((N, width), dtype=dt)
         self.acc = np.empty(max_width, dtype=np.float64)
+        _lookup_blas_threads()
         self.baseline = [_refs(self.buffers, i) for i in range(len(self.buffers))]
         return True
 
@@ -572,26 +471,26 @@ cdef class TrainPass:
                 op.rm_new, op.rv_new = _data(e[3]), _data(e[4])
         cdef void *scores = _data(buffers[self.scores_buf])
         cdef void *probs = _data(buffers[self.probs_buf])
-        cdef void *d0 = _data(self.d0)
-        cdef void *d1 = _data(self.d1)
+        cdef void *d_last = _data(self.d_last)
         cdef double *acc = <double *>_data(self.acc)
+        cdef Py_ssize_t acc_len = self.acc.shape[0]
         cdef const int64_t *pidx = <const int64_t *>_data(idx) if idx is not None else NULL
         cdef void *ponehot = _data(onehot) if onehot is not None else NULL
         cdef double loss
         with nogil:
-            _forward(self.ops, n_ops, N, dbl, nt)
+            fnn_netstep_forward(self.ops, n_ops, N, dbl, &_BLAS, nt)
             if dbl:
                 loss = fnn_softmax_xent_forward_f64(<double *>scores, N, C, pidx,
                                                     <double *>ponehot, <double *>probs,
-                                                    <double *>d0, grad_scale, nt)
+                                                    <double *>d_last, grad_scale, nt)
             else:
                 loss = fnn_softmax_xent_forward_f32(<float *>scores, N, C, pidx,
                                                     <float *>ponehot, <float *>probs,
-                                                    <float *>d0, grad_scale, nt)
+                                                    <float *>d_last, grad_scale, nt)
         if loss != loss and not np.isnan(buffers[self.scores_buf]).any():
             raise MemoryError("softmax_xent_forward: out of memory")
         with nogil:
-            _backward(self.ops, n_ops, N, dbl, nt, d0, d1, acc)
+            fnn_netstep_backward(self.ops, n_ops, N, dbl, d_last, acc, acc_len, &_BLAS, nt)
         self._set_layer_state(x, t, loss)
         self.baseline = [_refs(buffers, i) for i in range(len(buffers))]
         return self.loss_layer.loss

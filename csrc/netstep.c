@@ -1,0 +1,224 @@
+/* The training pass of a chain of layers (see netstep.h). */
+#include "netstep.h"
+#include "fnn_common.h"
+#include "activations.h"
+#include "affine.h"
+#include "batchnorm.h"
+#include "dropout.h"
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FNN_SPIN_PAUSE() _mm_pause()
+#else
+#define FNN_SPIN_PAUSE() ((void)0)
+#endif
+
+/* C (m x n) = alpha op(A) op(B) + beta C, row-major with row strides lda, ldb, ldc (elements).
+ * A row-major matrix is the column-major transpose, so the column-major BLAS computes
+ * C^T = op(B)^T op(A)^T: the operands swap (as fastnn/_blas.pxd does). */
+static void gemm_rm(const fnn_blas *blas, int dbl, int ta, int tb, int m, int n, int k,
+                    double alpha, const void *A, int lda, const void *B, int ldb, double beta,
+                    void *C, int ldc)
+{
+    char cta = tb ? 'T' : 'N', ctb = ta ? 'T' : 'N';
+    if (dbl) {
+        blas->dgemm(&cta, &ctb, &n, &m, &k, &alpha, (double *)B, &ldb, (double *)A, &lda, &beta,
+                    (double *)C, &ldc);
+    } else {
+        float af = (float)alpha, bf = (float)beta;
+        blas->sgemm(&cta, &ctb, &n, &m, &k, &af, (float *)B, &ldb, (float *)A, &lda, &bf,
+                    (float *)C, &ldc);
+    }
+}
+
+void fnn_netstep_forward(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                         int nt)
+{
+    for (int i = 0; i < n_ops; i++) {
+        fnn_op *op = &ops[i];
+        const ptrdiff_t n = N * op->d_out;
+        switch (op->kind) {
+        case FNN_OP_AFFINE:     /* y = b, then y += x W (the bias folded into the GEMM) */
+            if (dbl) fnn_bias_fill_f64(op->b, op->y, N, op->d_out);
+            else fnn_bias_fill_f32(op->b, op->y, N, op->d_out);
+            gemm_rm(blas, dbl, 0, 0, (int)N, (int)op->d_out, (int)op->d_in, 1.0, op->x,
+                    (int)op->d_in, op->W, (int)op->d_out, 1.0, op->y, (int)op->d_out);
+            break;
+        case FNN_OP_BATCHNORM:
+            if (dbl) {
+                fnn_batchnorm_forward_train_f64(op->x, N, op->d_out, op->gamma, op->beta, op->eps,
+                                                op->y, op->mean, op->var, op->std, nt);
+                fnn_batchnorm_running_update_f64(op->rm_old, op->mean, op->momentum, op->rm_new,
+                                                 op->d_out);
+                fnn_batchnorm_running_update_f64(op->rv_old, op->var, op->momentum, op->rv_new,
+                                                 op->d_out);
+            } else {
+                fnn_batchnorm_forward_train_f32(op->x, N, op->d_out, op->gamma, op->beta, op->eps,
+                                                op->y, op->mean, op->var, op->std, nt);
+                if (op->f32_state) {
+                    fnn_batchnorm_running_update_f32state(op->rm_old, op->mean, op->momentum,
+                                                          op->rm_new, op->d_out);
+                    fnn_batchnorm_running_update_f32state(op->rv_old, op->var, op->momentum,
+                                                          op->rv_new, op->d_out);
+                } else {
+                    fnn_batchnorm_running_update_f32(op->rm_old, op->mean, op->momentum,
+                                                     op->rm_new, op->d_out);
+                    fnn_batchnorm_running_update_f32(op->rv_old, op->var, op->momentum,
+                                                     op->rv_new, op->d_out);
+                }
+            }
+            break;
+        case FNN_OP_RELU:
+            if (dbl) fnn_relu_forward_f64(op->x, op->y, op->mask, n, nt);
+            else fnn_relu_forward_f32(op->x, op->y, op->mask, n, nt);
+            break;
+        case FNN_OP_SIGMOID:
+            if (dbl) fnn_sigmoid_forward_f64(op->x, op->y, n, nt);
+            else fnn_sigmoid_forward_f32(op->x, op->y, n, nt);
+            break;
+        case FNN_OP_DROPOUT:
+            if (dbl)
+                fnn_dropout_forward_f64(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale, nt);
+            else
+                fnn_dropout_forward_f32(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale, nt);
+            break;
+        }
+    }
+}
+
+/* Rows [k0, k1) of an Affine op's weight gradient dW = x^T dout (rows of dW are columns of x). */
+static void affine_dW_rows(const fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                           ptrdiff_t k0, ptrdiff_t k1)
+{
+    const size_t item = dbl ? sizeof(double) : sizeof(float);
+    if (k1 <= k0)
+        return;
+    gemm_rm(blas, dbl, 1, 0, (int)(k1 - k0), (int)op->d_out, (int)N, 1.0,
+            (const char *)op->x + k0 * item, (int)op->d_in, op->dout, (int)op->d_out, 0.0,
+            (char *)op->dW + k0 * op->d_out * item, (int)op->d_out);
+}
+
+static void affine_db(const fnn_op *op, ptrdiff_t N, int dbl, double *acc)
+{
+    if (dbl) fnn_bias_grad_f64(op->dout, N, op->d_out, op->db, acc);
+    else fnn_bias_grad_f32(op->dout, N, op->d_out, op->db, acc);
+}
+
+/* The chain part of op i's backward: its input gradient from d (element-wise ops: in place).
+ * Returns the gradient for the op before it (NULL when nothing further is needed). */
+static void *chain_backward(fnn_op *op, void *d, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                            int nt)
+{
+    const ptrdiff_t n = N * op->d_out;
+    switch (op->kind) {
+    case FNN_OP_AFFINE:
+        if (!op->need_dx)
+            return NULL;
+        gemm_rm(blas, dbl, 0, 1, (int)N, (int)op->d_in, (int)op->d_out, 1.0, d, (int)op->d_out,
+                op->W, (int)op->d_out, 0.0, op->dx, (int)op->d_in);
+        return op->dx;
+    case FNN_OP_BATCHNORM:
+        if (dbl)
+            fnn_batchnorm_backward_f64(d, op->x, N, op->d_out, op->gamma, op->mean, op->std, op->dx,
+                                       op->dgamma, op->dbeta, nt);
+        else
+            fnn_batchnorm_backward_f32(d, op->x, N, op->d_out, op->gamma, op->mean, op->std, op->dx,
+                                       op->dgamma, op->dbeta, nt);
+        return op->dx;
+    case FNN_OP_RELU:
+        if (dbl) fnn_relu_backward_f64(d, op->mask, d, n, nt);
+        else fnn_relu_backward_f32(d, op->mask, d, n, nt);
+        return d;
+    case FNN_OP_SIGMOID:
+        if (dbl) fnn_sigmoid_backward_f64(d, op->y, d, n, nt);
+        else fnn_sigmoid_backward_f32(d, op->y, d, n, nt);
+        return d;
+    case FNN_OP_DROPOUT:
+        if (dbl) fnn_dropout_backward_f64(d, op->bits, d, n, op->scale, nt);
+        else fnn_dropout_backward_f32(d, op->bits, d, n, op->scale, nt);
+        return d;
+    }
+    return NULL;
+}
+
+static void backward_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *d, double *acc,
+                            const fnn_blas *blas, int nt)
+{
+    for (int i = n_ops - 1; i >= 0 && d != NULL; i--) {
+        fnn_op *op = &ops[i];
+        op->dout = d;
+        if (op->kind == FNN_OP_AFFINE) {       /* dW, dx, db: the layer's order */
+            affine_dW_rows(op, N, dbl, blas, 0, op->d_in);
+            d = chain_backward(op, d, N, dbl, blas, nt);
+            affine_db(op, N, dbl, acc);
+        } else {
+            d = chain_backward(op, d, N, dbl, blas, nt);
+        }
+    }
+}
+
+#ifdef _OPENMP
+/* The two-thread schedule. ready[i] turns 1 (release) once Affine op i's dout is final. */
+static void backward_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *d_last,
+                                 double *acc, const fnn_blas *blas, int *ready)
+{
+    int last = -1;              /* the Affine op the chain ends at: its dW is shared */
+    for (int i = n_ops - 1; i >= 0; i--) {
+        if (ops[i].kind == FNN_OP_AFFINE)
+            last = i;
+        if (ops[i].kind == FNN_OP_AFFINE && !ops[i].need_dx)
+            break;
+    }
+#pragma omp parallel num_threads(2)
+    {
+        const int tid = omp_get_thread_num();
+        if (omp_get_num_threads() < 2) {
+            backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, 1);
+        } else if (tid == 0) {               /* the chain */
+            void *d = d_last;
+            int i = n_ops - 1;
+            for (; i >= 0 && d != NULL; i--) {
+                fnn_op *op = &ops[i];
+                op->dout = d;
+                if (op->kind == FNN_OP_AFFINE)
+                    __atomic_store_n(&ready[i], 1, __ATOMIC_RELEASE);
+                d = chain_backward(op, d, N, dbl, blas, 1);
+            }
+            if (last >= 0)                    /* first half of the chain's last dW */
+                affine_dW_rows(&ops[last], N, dbl, blas, 0, ops[last].d_in / 2);
+        } else {                              /* weight and bias gradients, layer by layer */
+            for (int i = n_ops - 1; i >= 0; i--) {
+                if (ops[i].kind != FNN_OP_AFFINE)
+                    continue;
+                while (!__atomic_load_n(&ready[i], __ATOMIC_ACQUIRE))
+                    FNN_SPIN_PAUSE();
+                const fnn_op *op = &ops[i];
+                affine_dW_rows(op, N, dbl, blas, i == last ? op->d_in / 2 : 0, op->d_in);
+                affine_db(op, N, dbl, acc);
+                if (i == last)
+                    break;
+            }
+        }
+    }
+}
+#endif
+
+int fnn_netstep_backward(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *d_last,
+                         double *acc, ptrdiff_t acc_len, const fnn_blas *blas, int n_threads)
+{
+    (void)acc_len;
+#ifdef _OPENMP
+    if (n_threads >= 2 && blas->set_threads != NULL && blas->get_threads != NULL) {
+        int *ready = (int *)calloc((size_t)n_ops, sizeof(int));
+        if (ready != NULL) {
+            const int blas_threads = blas->get_threads();
+            blas->set_threads(1);
+            backward_two_threads(ops, n_ops, N, dbl, d_last, acc, blas, ready);
+            blas->set_threads(blas_threads);
+            free(ready);
+            return 2;
+        }
+    }
+#endif
+    backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, n_threads);
+    return 1;
+}
