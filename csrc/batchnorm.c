@@ -13,6 +13,11 @@
                   const REAL *beta, double eps, REAL *y, REAL *mean, REAL *var, REAL *std,    \
                   int n_threads),                                                             \
                  (x, N, D, gamma, beta, eps, y, mean, var, std, n_threads))                   \
+    FNN_DISPATCH(void, batchnorm_forward_train_block, T,                                      \
+                 (const REAL *x, ptrdiff_t N, ptrdiff_t D, const REAL *gamma,                 \
+                  const REAL *beta, double eps, REAL *y, REAL *mean, REAL *var, REAL *std,    \
+                  ptrdiff_t lo, ptrdiff_t hi),                                                \
+                 (x, N, D, gamma, beta, eps, y, mean, var, std, lo, hi))                      \
     FNN_DISPATCH(void, batchnorm_forward_infer, T,                                            \
                  (const REAL *x, ptrdiff_t N, ptrdiff_t D, const REAL *gamma,                 \
                   const REAL *beta, const double *running_mean, const double *running_var,   \

@@ -10,6 +10,11 @@
                                          const REAL *gamma, const REAL *beta, double eps,      \
                                          REAL *y, REAL *mean, REAL *var, REAL *std,            \
                                          int n_threads);                                       \
+    /* Features [lo, hi) only (one thread), for callers that split the features themselves. */ \
+    void fnn_batchnorm_forward_train_block_##T(const REAL *x, ptrdiff_t N, ptrdiff_t D,       \
+                                               const REAL *gamma, const REAL *beta, double eps, \
+                                               REAL *y, REAL *mean, REAL *var, REAL *std,      \
+                                               ptrdiff_t lo, ptrdiff_t hi);                    \
     void fnn_batchnorm_forward_infer_##T(const REAL *x, ptrdiff_t N, ptrdiff_t D,             \
                                          const REAL *gamma, const REAL *beta,                  \
                                          const double *running_mean,                           \

@@ -244,6 +244,19 @@ static void FNAME(batchnorm_forward_train)(const REAL *restrict x, ptrdiff_t N, 
     }
 }
 
+/* Features [lo, hi) of the training forward (their statistics and output columns), for callers
+ * that split the features between threads themselves: the same results as the whole call. */
+static void FNAME(batchnorm_forward_train_block)(const REAL *restrict x, ptrdiff_t N,
+                                                 ptrdiff_t D, const REAL *restrict gamma,
+                                                 const REAL *restrict beta, double eps,
+                                                 REAL *restrict y, REAL *restrict mean,
+                                                 REAL *restrict var, REAL *restrict std,
+                                                 ptrdiff_t lo, ptrdiff_t hi)
+{
+    FNAME(batchnorm_forward_train_cols)(x, N, D, gamma, beta, eps, y, mean, var, std, NULL, 0, lo,
+                                        hi);
+}
+
 /* Columns (features) [lo, hi) of batchnorm_forward_infer. */
 static inline void FNAME(batchnorm_forward_infer_cols)(const REAL *restrict x, ptrdiff_t N,
         ptrdiff_t D, const REAL *restrict gamma, const REAL *restrict beta,

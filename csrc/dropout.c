@@ -35,6 +35,10 @@ static inline uint64_t fnn_mix64(uint64_t z)
                  (const REAL *x, REAL *y, uint32_t *bits, ptrdiff_t n, uint64_t seed,         \
                   uint64_t thr, double scale, int n_threads),                                  \
                  (x, y, bits, n, seed, thr, scale, n_threads))                                 \
+    FNN_DISPATCH(void, dropout_forward_range, T,                                               \
+                 (const REAL *x, REAL *y, uint32_t *bits, ptrdiff_t n, uint64_t seed,         \
+                  uint64_t thr, double scale, ptrdiff_t lo_block, ptrdiff_t hi_block, int nt), \
+                 (x, y, bits, n, seed, thr, scale, lo_block, hi_block, nt))                    \
     FNN_DISPATCH(void, dropout_backward, T,                                                    \
                  (const REAL *dout, const uint32_t *bits, REAL *dx, ptrdiff_t n, double scale, \
                   int n_threads),                                                              \

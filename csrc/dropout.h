@@ -34,7 +34,12 @@
     void fnn_dropout_forward_##T(const REAL *x, REAL *y, uint32_t *bits, ptrdiff_t n,           \
                                  uint64_t seed, uint64_t thr, double scale, int n_threads);     \
     void fnn_dropout_backward_##T(const REAL *dout, const uint32_t *bits, REAL *dx, ptrdiff_t n, \
-                                  double scale, int n_threads);
+                                  double scale, int n_threads);                                \
+    /* Forward of the mask blocks [lo_block, hi_block) only (32 elements each; the partial last \
+     * block is the one of index n / 32), for callers that split the work themselves. */       \
+    void fnn_dropout_forward_range_##T(const REAL *x, REAL *y, uint32_t *bits, ptrdiff_t n,      \
+                                       uint64_t seed, uint64_t thr, double scale,              \
+                                       ptrdiff_t lo_block, ptrdiff_t hi_block, int n_threads);
 FNN_DECLARE(f32, float)
 FNN_DECLARE(f64, double)
 #undef FNN_DECLARE

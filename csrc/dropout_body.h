@@ -180,9 +180,13 @@ static inline void FNAME(dropout_forward_blocks)(const REAL *x, REAL *y,
     FNAME(dropout_fence)(stream);
 }
 
-static void FNAME(dropout_forward)(const REAL *x, REAL *y,
-                                   uint32_t *restrict bits, ptrdiff_t n, uint64_t seed,
-                                   uint64_t thr, double scale_d, int n_threads)
+/* Blocks [lo, hi) of the forward of n elements (the last, partial block included when hi
+ * reaches it); blocks_total = ceil(n / 32). Mask bits depend on the element index only, so any
+ * split of the blocks gives the same result. nt: threads for the whole blocks. */
+static void FNAME(dropout_forward_range)(const REAL *x, REAL *y, uint32_t *restrict bits,
+                                         ptrdiff_t n, uint64_t seed, uint64_t thr,
+                                         double scale_d, ptrdiff_t lo_block, ptrdiff_t hi_block,
+                                         int nt)
 {
     const REAL scale = (REAL)scale_d;
     const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK, rem = n % FNN_DROPOUT_BLOCK;
@@ -191,10 +195,12 @@ static void FNAME(dropout_forward)(const REAL *x, REAL *y,
     const uint64_t key = fnn_mix64(seed), key2 = fnn_mix64(~key);
     const uint64_t step = 8 * FNN_DROPOUT_GAMMA;     /* 8 hashes per block */
     const int stream = FNAME(dropout_stream)(y, n);
-    int nt = fnn_threads_for(n, n_threads);
-    FNN_PARALLEL_BLOCKS(nfull, FNAME(dropout_forward_blocks)(x, y, bits, lo, hi, key, key2, step,
-                                                             drop_all, thi, tlo, scale, stream));
-    if (rem) {   /* last, partial block */
+    const ptrdiff_t b0 = lo_block, b1 = hi_block < nfull ? hi_block : nfull;
+    if (b1 > b0)
+        FNN_PARALLEL_BLOCKS(b1 - b0, FNAME(dropout_forward_blocks)(x, y, bits, b0 + lo, b0 + hi,
+                                                                   key, key2, step, drop_all,
+                                                                   thi, tlo, scale, stream));
+    if (rem && hi_block > nfull && lo_block <= nfull) {   /* last, partial block */
         const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
         uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(key + (uint64_t)nfull * step,
                                                      key2 + (uint64_t)nfull * step, thi, tlo);
@@ -203,6 +209,13 @@ static void FNAME(dropout_forward)(const REAL *x, REAL *y,
         for (ptrdiff_t k = 0; k < rem; k++)
             y[base + k] = x[base + k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
     }
+}
+
+static void FNAME(dropout_forward)(const REAL *x, REAL *y, uint32_t *restrict bits, ptrdiff_t n,
+                                   uint64_t seed, uint64_t thr, double scale, int n_threads)
+{
+    FNAME(dropout_forward_range)(x, y, bits, n, seed, thr, scale, 0, FNN_DROPOUT_WORDS(n),
+                                 fnn_threads_for(n, n_threads));
 }
 
 /* Whole blocks [lo, hi) of the backward; in place is allowed: out[k] depends on in[k] only. */

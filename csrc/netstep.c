@@ -5,6 +5,7 @@
 #include "affine.h"
 #include "batchnorm.h"
 #include "dropout.h"
+#include "softmax_xent.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FNN_SPIN_PAUSE() _mm_pause()
@@ -30,8 +31,8 @@ static void gemm_rm(const fnn_blas *blas, int dbl, int ta, int tb, int m, int n,
     }
 }
 
-void fnn_netstep_forward(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                         int nt)
+static void forward_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                           int nt)
 {
     for (int i = 0; i < n_ops; i++) {
         fnn_op *op = &ops[i];
@@ -156,12 +157,141 @@ static void backward_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *
     }
 }
 
-#ifdef _OPENMP
-/* The two-thread schedule. ready[i] turns 1 (release) once Affine op i's dout is final. */
-static void backward_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *d_last,
-                                 double *acc, const fnn_blas *blas, int *ready)
+static double softmax(const fnn_softmax_args *sm, ptrdiff_t N, int dbl, void *d_last, int nt)
 {
-    int last = -1;              /* the Affine op the chain ends at: its dW is shared */
+    if (dbl)
+        return fnn_softmax_xent_forward_f64(sm->scores, N, sm->C, sm->idx, sm->onehot, sm->probs,
+                                            d_last, sm->grad_scale, nt);
+    return fnn_softmax_xent_forward_f32(sm->scores, N, sm->C, sm->idx, sm->onehot, sm->probs,
+                                        d_last, sm->grad_scale, nt);
+}
+
+#ifdef _OPENMP
+/* A barrier for the two threads of the pass's region that spins: its steps last microseconds,
+ * and fastnn's OpenMP runtime is passive (its own barriers would sleep and wake each time). */
+typedef struct { int count, sense; } spin_barrier;
+
+static void spin_barrier_wait(spin_barrier *b, int *local_sense)
+{
+    *local_sense = !*local_sense;
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == 2) {
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->sense, *local_sense, __ATOMIC_RELEASE);
+    } else {
+        while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != *local_sense)
+            FNN_SPIN_PAUSE();
+    }
+}
+
+/* Thread tid's half of [0, n), the split rounded to a multiple of `unit`. */
+static void half(ptrdiff_t n, ptrdiff_t unit, int tid, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    ptrdiff_t mid = (n / 2 + unit - 1) / unit * unit;
+    if (mid > n) mid = n;
+    *lo = tid ? mid : 0;
+    *hi = tid ? n : mid;
+}
+
+/* Thread tid's half of op's training forward: an Affine's rows, a BatchNormalization's
+ * features (16 at a time: whole 64-byte lines of float32), an element-wise op's elements (in
+ * whole 32-element dropout mask blocks). Every element is computed as by the whole call. */
+static void forward_half(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas, int tid)
+{
+    const size_t item = dbl ? sizeof(double) : sizeof(float);
+    const ptrdiff_t n = N * op->d_out;
+    ptrdiff_t lo, hi;
+    switch (op->kind) {
+    case FNN_OP_AFFINE: {
+        half(N, 1, tid, &lo, &hi);
+        if (hi <= lo) break;
+        char *y = (char *)op->y + lo * op->d_out * item;
+        if (dbl) fnn_bias_fill_f64(op->b, (double *)y, hi - lo, op->d_out);
+        else fnn_bias_fill_f32(op->b, (float *)y, hi - lo, op->d_out);
+        gemm_rm(blas, dbl, 0, 0, (int)(hi - lo), (int)op->d_out, (int)op->d_in, 1.0,
+                (const char *)op->x + lo * op->d_in * item, (int)op->d_in, op->W, (int)op->d_out,
+                1.0, y, (int)op->d_out);
+        break;
+    }
+    case FNN_OP_BATCHNORM: {
+        half(op->d_out, 16, tid, &lo, &hi);
+        if (hi <= lo) break;
+        const size_t sitem = (dbl || !op->f32_state) ? sizeof(double) : sizeof(float);
+        char *rm_old = (char *)op->rm_old + lo * sitem, *rv_old = (char *)op->rv_old + lo * sitem;
+        char *rm_new = (char *)op->rm_new + lo * sitem, *rv_new = (char *)op->rv_new + lo * sitem;
+        char *mean = (char *)op->mean + lo * item, *var = (char *)op->var + lo * item;
+        if (dbl) {
+            fnn_batchnorm_forward_train_block_f64(op->x, N, op->d_out, op->gamma, op->beta,
+                                                  op->eps, op->y, op->mean, op->var, op->std, lo,
+                                                  hi);
+            fnn_batchnorm_running_update_f64((double *)rm_old, (double *)mean, op->momentum,
+                                             (double *)rm_new, hi - lo);
+            fnn_batchnorm_running_update_f64((double *)rv_old, (double *)var, op->momentum,
+                                             (double *)rv_new, hi - lo);
+        } else {
+            fnn_batchnorm_forward_train_block_f32(op->x, N, op->d_out, op->gamma, op->beta,
+                                                  op->eps, op->y, op->mean, op->var, op->std, lo,
+                                                  hi);
+            if (op->f32_state) {
+                fnn_batchnorm_running_update_f32state((float *)rm_old, (float *)mean,
+                                                      op->momentum, (float *)rm_new, hi - lo);
+                fnn_batchnorm_running_update_f32state((float *)rv_old, (float *)var,
+                                                      op->momentum, (float *)rv_new, hi - lo);
+            } else {
+                fnn_batchnorm_running_update_f32((double *)rm_old, (float *)mean, op->momentum,
+                                                 (double *)rm_new, hi - lo);
+                fnn_batchnorm_running_update_f32((double *)rv_old, (float *)var, op->momentum,
+                                                 (double *)rv_new, hi - lo);
+            }
+        }
+        break;
+    }
+    case FNN_OP_RELU:
+    case FNN_OP_SIGMOID:
+        half(n, FNN_DROPOUT_BLOCK, tid, &lo, &hi);
+        if (hi <= lo) break;
+        if (op->kind == FNN_OP_RELU) {
+            if (dbl)
+                fnn_relu_forward_f64((const double *)op->x + lo, (double *)op->y + lo,
+                                     op->mask + lo, hi - lo, 1);
+            else
+                fnn_relu_forward_f32((const float *)op->x + lo, (float *)op->y + lo,
+                                     op->mask + lo, hi - lo, 1);
+        } else {
+            if (dbl)
+                fnn_sigmoid_forward_f64((const double *)op->x + lo, (double *)op->y + lo,
+                                        hi - lo, 1);
+            else
+                fnn_sigmoid_forward_f32((const float *)op->x + lo, (float *)op->y + lo, hi - lo,
+                                        1);
+        }
+        break;
+    case FNN_OP_DROPOUT:
+        half(FNN_DROPOUT_WORDS(n), 1, tid, &lo, &hi);
+        if (hi <= lo) break;
+        if (dbl)
+            fnn_dropout_forward_range_f64(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale,
+                                          lo, hi, 1);
+        else
+            fnn_dropout_forward_range_f32(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale,
+                                          lo, hi, 1);
+        break;
+    }
+}
+
+/* The pass on two threads, each GEMM on one BLAS thread (the caller sets the BLAS so):
+ * forward  both threads take half of every op (a spinning barrier between ops);
+ * softmax  thread 0;
+ * backward thread 0 runs the chain (input gradients: dx GEMMs, element-wise and batch-norm
+ *          backwards); thread 1 computes each Affine op's dW and db as soon as its output
+ *          gradient is final (ready[i], set with release order), the chain's last dW split
+ *          between the two. */
+static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
+                               const fnn_blas *blas, const fnn_softmax_args *sm, void *d_last,
+                               double *acc, int *ready)
+{
+    double loss = 0.0;
+    spin_barrier barrier = {0, 0};
+    int last = -1;              /* the Affine op the chain ends at */
     for (int i = n_ops - 1; i >= 0; i--) {
         if (ops[i].kind == FNN_OP_AFFINE)
             last = i;
@@ -171,54 +301,69 @@ static void backward_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, v
 #pragma omp parallel num_threads(2)
     {
         const int tid = omp_get_thread_num();
+        int sense = 0;
         if (omp_get_num_threads() < 2) {
+            forward_serial(ops, n_ops, N, dbl, blas, 1);
+            loss = softmax(sm, N, dbl, d_last, 1);
             backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, 1);
-        } else if (tid == 0) {               /* the chain */
-            void *d = d_last;
-            int i = n_ops - 1;
-            for (; i >= 0 && d != NULL; i--) {
-                fnn_op *op = &ops[i];
-                op->dout = d;
-                if (op->kind == FNN_OP_AFFINE)
-                    __atomic_store_n(&ready[i], 1, __ATOMIC_RELEASE);
-                d = chain_backward(op, d, N, dbl, blas, 1);
+        } else {
+            for (int i = 0; i < n_ops; i++) {
+                forward_half(&ops[i], N, dbl, blas, tid);
+                spin_barrier_wait(&barrier, &sense);
             }
-            if (last >= 0)                    /* first half of the chain's last dW */
-                affine_dW_rows(&ops[last], N, dbl, blas, 0, ops[last].d_in / 2);
-        } else {                              /* weight and bias gradients, layer by layer */
-            for (int i = n_ops - 1; i >= 0; i--) {
-                if (ops[i].kind != FNN_OP_AFFINE)
-                    continue;
-                while (!__atomic_load_n(&ready[i], __ATOMIC_ACQUIRE))
-                    FNN_SPIN_PAUSE();
-                const fnn_op *op = &ops[i];
-                affine_dW_rows(op, N, dbl, blas, i == last ? op->d_in / 2 : 0, op->d_in);
-                affine_db(op, N, dbl, acc);
-                if (i == last)
-                    break;
+            if (tid == 0)
+                loss = softmax(sm, N, dbl, d_last, 1);
+            spin_barrier_wait(&barrier, &sense);
+            if (tid == 0) {                   /* the chain */
+                void *d = d_last;
+                for (int i = n_ops - 1; i >= 0 && d != NULL; i--) {
+                    fnn_op *op = &ops[i];
+                    op->dout = d;
+                    if (op->kind == FNN_OP_AFFINE)
+                        __atomic_store_n(&ready[i], 1, __ATOMIC_RELEASE);
+                    d = chain_backward(op, d, N, dbl, blas, 1);
+                }
+                if (last >= 0)                /* first half of the chain's last dW */
+                    affine_dW_rows(&ops[last], N, dbl, blas, 0, ops[last].d_in / 2);
+            } else {                          /* weight and bias gradients, layer by layer */
+                for (int i = n_ops - 1; i >= last && i >= 0; i--) {
+                    if (ops[i].kind != FNN_OP_AFFINE)
+                        continue;
+                    while (!__atomic_load_n(&ready[i], __ATOMIC_ACQUIRE))
+                        FNN_SPIN_PAUSE();
+                    const fnn_op *op = &ops[i];
+                    affine_dW_rows(op, N, dbl, blas, i == last ? op->d_in / 2 : 0, op->d_in);
+                    affine_db(op, N, dbl, acc);
+                }
             }
         }
     }
+    return loss;
 }
 #endif
 
-int fnn_netstep_backward(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *d_last,
-                         double *acc, ptrdiff_t acc_len, const fnn_blas *blas, int n_threads)
+double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                        const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
+                        int *schedule)
 {
-    (void)acc_len;
+    double loss;
 #ifdef _OPENMP
     if (n_threads >= 2 && blas->set_threads != NULL && blas->get_threads != NULL) {
         int *ready = (int *)calloc((size_t)n_ops, sizeof(int));
         if (ready != NULL) {
             const int blas_threads = blas->get_threads();
             blas->set_threads(1);
-            backward_two_threads(ops, n_ops, N, dbl, d_last, acc, blas, ready);
+            loss = pass_two_threads(ops, n_ops, N, dbl, blas, sm, d_last, acc, ready);
             blas->set_threads(blas_threads);
             free(ready);
-            return 2;
+            *schedule = 2;
+            return loss;
         }
     }
 #endif
+    forward_serial(ops, n_ops, N, dbl, blas, n_threads);
+    loss = softmax(sm, N, dbl, d_last, n_threads);
     backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, n_threads);
-    return 1;
+    *schedule = 1;
+    return loss;
 }

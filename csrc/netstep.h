@@ -2,14 +2,15 @@
  * fastnn/_netstep.pyx): every layer's training forward in order, then every backward in reverse,
  * calling the same kernels and BLAS GEMMs as the layers do, with the same arguments.
  *
- * Two schedules for the backward, with identical results:
- *   serial      one thread runs every layer's backward in turn;
- *   two-thread  thread 0 runs the chain (input gradients: dx GEMMs, element-wise and batch-norm
- *               backwards) while thread 1 computes the weight and bias gradients of each Affine
- *               layer as soon as its output gradient is ready (they are off the chain), the
- *               first layer's weight gradient split between the two. Each GEMM then runs on one
- *               thread: the BLAS is set to one thread for the duration, through the functions
- *               given in fnn_blas (both must be set for this schedule). */
+ * Two schedules:
+ *   serial      one thread runs every op in turn (the kernels may still use threads);
+ *   two-thread  the forward splits every op in halves between two threads; in the backward,
+ *               thread 0 runs the chain of input gradients while thread 1 computes the weight
+ *               and bias gradients of each Affine op as soon as its output gradient is ready.
+ *               Each GEMM runs on one BLAS thread (set so for the pass through fnn_blas). Every
+ *               element is computed as by the serial schedule with a one-thread BLAS, so the
+ *               results equal it bitwise; against a BLAS that threads a large GEMM, the last
+ *               bits can differ, as between BLAS thread counts. */
 #ifndef FNN_NETSTEP_H
 #define FNN_NETSTEP_H
 #include <stddef.h>
@@ -57,14 +58,22 @@ typedef struct {
     double scale;
 } fnn_op;
 
-/* Every op's training forward, in order. */
-void fnn_netstep_forward(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                         int n_threads);
+/* The loss layer (SoftmaxWithLoss) between the forward and the backward: scores (N, C) are the
+ * last op's output; exactly one of idx (N labels) and onehot (N, C) is set (softmax_xent.h). */
+typedef struct {
+    const void *scores;
+    ptrdiff_t C;
+    const int64_t *idx;
+    const void *onehot;
+    void *probs;
+    double grad_scale;
+} fnn_softmax_args;
 
-/* Every op's backward, from d_last (the gradient of the last op's output; modified in place by
- * element-wise ops, as is every op's dx). acc: scratch of max d_out doubles per thread (2 rows
- * of that length). With n_threads >= 2 and blas->set_threads/get_threads set, the two-thread
- * schedule; else serial. Returns the schedule used (1 or 2 threads). */
-int fnn_netstep_backward(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *d_last,
-                         double *acc, ptrdiff_t acc_len, const fnn_blas *blas, int n_threads);
+/* One training pass: every op's forward, the loss (returned; its gradient goes to d_last, N x C),
+ * every op's backward. acc: scratch of (widest op) doubles. With n_threads >= 2, OpenMP and the
+ * BLAS thread functions, the two-thread schedule (*schedule = 2; see netstep.c), else serial
+ * (*schedule = 1). Every op's arrays are as the plan set them; dout is filled in. */
+double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                        const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
+                        int *schedule);
 #endif

@@ -36,14 +36,6 @@ _random_sample = np.random.random_sample
 
 cnp.import_array()
 
-cdef extern from "softmax_xent.h" nogil:
-    double fnn_softmax_xent_forward_f32(const float *x, Py_ssize_t N, Py_ssize_t C,
-                                        const int64_t *idx, const float *onehot, float *y,
-                                        float *dx, double grad_scale, int nt)
-    double fnn_softmax_xent_forward_f64(const double *x, Py_ssize_t N, Py_ssize_t C,
-                                        const int64_t *idx, const double *onehot, double *y,
-                                        double *dx, double grad_scale, int nt)
-
 cdef extern from "netstep.h" nogil:
     enum:
         FNN_OP_AFFINE
@@ -92,11 +84,16 @@ cdef extern from "netstep.h" nogil:
         uint32_t *bits
         uint64_t seed, thr
         double scale
-    void fnn_netstep_forward(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
-                             int n_threads)
-    int fnn_netstep_backward(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, void *d_last,
-                             double *acc, Py_ssize_t acc_len, const fnn_blas *blas,
-                             int n_threads)
+    ctypedef struct fnn_softmax_args:
+        const void *scores
+        Py_ssize_t C
+        const int64_t *idx
+        const void *onehot
+        void *probs
+        double grad_scale
+    double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
+                            const fnn_softmax_args *sm, void *d_last, double *acc,
+                            int n_threads, int *schedule)
 
 ctypedef fnn_op Op
 
@@ -111,12 +108,31 @@ cdef enum:
 # SciPy's BLAS GEMMs (what every fastnn GEMM calls) and, when found, its thread-count functions
 # (the two-thread backward sets the BLAS to one thread while its two threads run GEMMs side by
 # side; without them the backward is serial).
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define FNN_OPENMP_BUILD 1
+    #else
+    #define FNN_OPENMP_BUILD 0
+    #endif
+    """
+    int FNN_OPENMP_BUILD
+
+_OPENMP_BUILD = bool(FNN_OPENMP_BUILD)
+
 cdef fnn_blas _BLAS
 _BLAS.sgemm = <fnn_sgemm_fn>sgemm
 _BLAS.dgemm = <fnn_dgemm_fn>dgemm
 _BLAS.set_threads = NULL
 _BLAS.get_threads = NULL
 _blas_threads_looked_up = False
+
+
+def two_thread_schedule_available():
+    """Whether passes at two or more threads can use the two-thread schedule (OpenMP build, and
+    the BLAS's thread-count functions found)."""
+    _lookup_blas_threads()
+    return _OPENMP_BUILD and _BLAS.set_threads != NULL
 
 
 cdef void _lookup_blas_threads():
@@ -213,6 +229,7 @@ cdef class TrainPass:
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
     cdef list dxs               # per op: its private input-gradient buffer (or None)
     cdef int scores_buf, probs_buf
+    cdef readonly int schedule  # threads of the last pass's schedule (1 or 2; 0: none yet)
 
     def __cinit__(self):
         self.ops = NULL
@@ -473,24 +490,19 @@ cdef class TrainPass:
         cdef void *probs = _data(buffers[self.probs_buf])
         cdef void *d_last = _data(self.d_last)
         cdef double *acc = <double *>_data(self.acc)
-        cdef Py_ssize_t acc_len = self.acc.shape[0]
+        cdef fnn_softmax_args sm
+        cdef int schedule
         cdef const int64_t *pidx = <const int64_t *>_data(idx) if idx is not None else NULL
         cdef void *ponehot = _data(onehot) if onehot is not None else NULL
+        sm.scores, sm.C, sm.idx, sm.onehot, sm.probs = scores, C, pidx, ponehot, probs
+        sm.grad_scale = grad_scale
         cdef double loss
         with nogil:
-            fnn_netstep_forward(self.ops, n_ops, N, dbl, &_BLAS, nt)
-            if dbl:
-                loss = fnn_softmax_xent_forward_f64(<double *>scores, N, C, pidx,
-                                                    <double *>ponehot, <double *>probs,
-                                                    <double *>d_last, grad_scale, nt)
-            else:
-                loss = fnn_softmax_xent_forward_f32(<float *>scores, N, C, pidx,
-                                                    <float *>ponehot, <float *>probs,
-                                                    <float *>d_last, grad_scale, nt)
+            loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, nt,
+                                    &schedule)
         if loss != loss and not np.isnan(buffers[self.scores_buf]).any():
             raise MemoryError("softmax_xent_forward: out of memory")
-        with nogil:
-            fnn_netstep_backward(self.ops, n_ops, N, dbl, d_last, acc, acc_len, &_BLAS, nt)
+        self.schedule = schedule
         self._set_layer_state(x, t, loss)
         self.baseline = [_refs(buffers, i) for i in range(len(buffers))]
         return self.loss_layer.loss

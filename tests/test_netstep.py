@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import assert_close
 
-from fastnn import layers as L
+from fastnn import _netstep, layers as L
 from fastnn.multi_layer_net import MultiLayerNet
 from fastnn.multi_layer_net_extend import MultiLayerNetExtend
 from fastnn.optimizer import Adam
@@ -101,6 +101,10 @@ def test_bitwise_equal_to_layer_path(name, dtype, n_threads):
         step_both(fast, slow, x, t, opts)
         assert_same_state(fast, slow)
     assert fast._train_pass is not None       # the compiled pass did run
+    if n_threads == 2 and _netstep.two_thread_schedule_available():
+        assert fast._train_pass.schedule == 2
+    elif n_threads == 1:
+        assert fast._train_pass.schedule == 1
     for k in slow.params:
         np.testing.assert_array_equal(fast.params[k], slow.params[k], err_msg=k)
     x, t = data(seed=9, dtype=dtype)
