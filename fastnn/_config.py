@@ -76,6 +76,10 @@ def show_config(file=None):
         "  GEMM         scipy.linalg.cython_blas",
     ]
     lines += ["  BLAS         %s" % row for row in _blas_info()]
+    from fastnn import _netstep
+    lines.append("  networks     gradient() as one compiled pass; two-thread schedule %s" % (
+        "available" if _netstep.two_thread_schedule_available() else
+        "unavailable (no OpenMP, or the BLAS's thread functions not found)"))
     lines.append("  implementations:")
     for name, impl in implementations().items():
         lines.append("    %-32s %s" % (name, impl))
