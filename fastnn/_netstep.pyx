@@ -183,6 +183,25 @@ cdef inline cnp.ndarray _new_like(cnp.ndarray a):
     return cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
 
 
+cdef bint _valid_index_labels(object t, Py_ssize_t N, Py_ssize_t C):
+    """t is already what fastnn._softmax_xent.labels makes of valid class indices for scores
+    (N, C): an aligned C-contiguous int64 (N,) array of values in [0, C), and not one-hot by the
+    book's rule (N*C elements, i.e. C == 1). Anything else goes through labels()."""
+    if type(t) is not np.ndarray or C == 1:
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>t
+    if (cnp.PyArray_TYPE(a) != cnp.NPY_INT64 or cnp.PyArray_NDIM(a) != 1
+            or cnp.PyArray_DIMS(a)[0] != N or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or not cnp.PyArray_ISALIGNED(a)):
+        return False
+    cdef const int64_t *v = <const int64_t *>cnp.PyArray_DATA(a)
+    cdef Py_ssize_t i
+    for i in range(N):
+        if v[i] < 0 or v[i] >= C:
+            return False
+    return True
+
+
 cdef inline Py_ssize_t _refs(list items, Py_ssize_t i):
     obj = items[i]
     return Py_REFCNT(obj)
@@ -450,12 +469,15 @@ cdef class TrainPass:
         cdef Py_ssize_t N = self.N, C = self.C
         cdef bint dbl = self.dbl
         t_arr = t if type(t) is np.ndarray else np.asarray(t)
-        try:
-            idx, onehot = _sx.labels(t_arr, N, C, self.dtype)
-        except (TypeError, ValueError):
-            return None
-        if onehot is not None and compute_dtype(self.dtype, t_arr) != self.dtype:
-            return None
+        if _valid_index_labels(t_arr, N, C):   # the common case, without a Python call
+            idx, onehot = t_arr, None
+        else:
+            try:
+                idx, onehot = _sx.labels(t_arr, N, C, self.dtype)
+            except (TypeError, ValueError):
+                return None
+            if onehot is not None and compute_dtype(self.dtype, t_arr) != self.dtype:
+                return None
         cdef double grad_scale = 1.0 / (t_arr.shape[0] if t_arr.ndim > 0 else 1)
         # a kept output still referenced elsewhere (e.g. a user holds layer.x) is left to that
         # holder, as the layers' own outputs are: this pass writes a new buffer
@@ -504,7 +526,8 @@ cdef class TrainPass:
             raise MemoryError("softmax_xent_forward: out of memory")
         self.schedule = schedule
         self._set_layer_state(x, t, loss)
-        self.baseline = [_refs(buffers, i) for i in range(len(buffers))]
+        for i in range(len(buffers)):
+            self.baseline[i] = _refs(buffers, i)
         return self.loss_layer.loss
 
     cdef _set_layer_state(self, x, t, double loss):
