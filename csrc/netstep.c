@@ -183,10 +183,10 @@ static void spin_barrier_wait(spin_barrier *b, int *local_sense)
     }
 }
 
-/* Thread tid's half of [0, n), the split rounded to a multiple of `unit`. */
+/* Thread tid's half of [0, n), the split at the multiple of `unit` nearest n / 2. */
 static void half(ptrdiff_t n, ptrdiff_t unit, int tid, ptrdiff_t *lo, ptrdiff_t *hi)
 {
-    ptrdiff_t mid = (n / 2 + unit - 1) / unit * unit;
+    ptrdiff_t mid = (n / 2 + unit / 2) / unit * unit;
     if (mid > n) mid = n;
     *lo = tid ? mid : 0;
     *hi = tid ? n : mid;
