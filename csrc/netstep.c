@@ -12,6 +12,12 @@
 #else
 #define FNN_SPIN_PAUSE() ((void)0)
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+#define FNN_YIELD() sched_yield()
+#else
+#define FNN_YIELD() FNN_SPIN_PAUSE()
+#endif
 
 /* C (m x n) = alpha op(A) op(B) + beta C, row-major with row strides lda, ldb, ldc (elements).
  * A row-major matrix is the column-major transpose, so the column-major BLAS computes
@@ -167,8 +173,22 @@ static double softmax(const fnn_softmax_args *sm, ptrdiff_t N, int dbl, void *d_
 }
 
 #ifdef _OPENMP
-/* A barrier for the two threads of the pass's region that spins: its steps last microseconds,
- * and fastnn's OpenMP runtime is passive (its own barriers would sleep and wake each time). */
+/* One step of a wait loop: spin for a few microseconds (the pass's steps are that short, and
+ * sleeping and waking would cost more), then yield the core at each step. Yielding matters when
+ * more threads than cores are runnable -- e.g. another BLAS's idle workers busy-waiting after the
+ * user's NumPy code: a waiter that only spun could hold the core the awaited thread needs. */
+static inline void wait_step(unsigned *spins)
+{
+    if (*spins < 64) {
+        ++*spins;
+        FNN_SPIN_PAUSE();
+    } else {
+        FNN_YIELD();
+    }
+}
+
+/* A barrier for the two threads of the pass's region: fastnn's OpenMP runtime is passive, so its
+ * own barriers would sleep and wake each time. */
 typedef struct { int count, sense; } spin_barrier;
 
 static void spin_barrier_wait(spin_barrier *b, int *local_sense)
@@ -178,8 +198,9 @@ static void spin_barrier_wait(spin_barrier *b, int *local_sense)
         __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&b->sense, *local_sense, __ATOMIC_RELEASE);
     } else {
+        unsigned spins = 0;
         while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != *local_sense)
-            FNN_SPIN_PAUSE();
+            wait_step(&spins);
     }
 }
 
@@ -329,8 +350,9 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
                 for (int i = n_ops - 1; i >= last && i >= 0; i--) {
                     if (ops[i].kind != FNN_OP_AFFINE)
                         continue;
+                    unsigned spins = 0;
                     while (!__atomic_load_n(&ready[i], __ATOMIC_ACQUIRE))
-                        FNN_SPIN_PAUSE();
+                        wait_step(&spins);
                     const fnn_op *op = &ops[i];
                     affine_dW_rows(op, N, dbl, blas, i == last ? op->d_in / 2 : 0, op->d_in);
                     affine_db(op, N, dbl, acc);
