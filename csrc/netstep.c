@@ -366,11 +366,11 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
 
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
-                        int *schedule)
+                        int two_threads, int *schedule)
 {
     double loss;
 #ifdef _OPENMP
-    if (n_threads >= 2 && blas->set_threads != NULL && blas->get_threads != NULL) {
+    if (two_threads && n_threads >= 2 && blas->set_threads != NULL && blas->get_threads != NULL) {
         int *ready = (int *)calloc((size_t)n_ops, sizeof(int));
         if (ready != NULL) {
             const int blas_threads = blas->get_threads();

@@ -70,10 +70,10 @@ typedef struct {
 } fnn_softmax_args;
 
 /* One training pass: every op's forward, the loss (returned; its gradient goes to d_last, N x C),
- * every op's backward. acc: scratch of (widest op) doubles. With n_threads >= 2, OpenMP and the
- * BLAS thread functions, the two-thread schedule (*schedule = 2; see netstep.c), else serial
- * (*schedule = 1). Every op's arrays are as the plan set them; dout is filled in. */
+ * every op's backward. acc: scratch of (widest op) doubles. With two_threads, n_threads >= 2,
+ * OpenMP and the BLAS thread functions, the two-thread schedule (*schedule = 2; see netstep.c),
+ * else serial (*schedule = 1). Every op's arrays are as the plan set them; dout is filled in. */
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
-                        int *schedule);
+                        int two_threads, int *schedule);
 #endif

@@ -33,6 +33,13 @@ NETS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def two_thread_schedule_for_small_nets(monkeypatch):
+    """These networks are far below the work per layer at which the two-thread schedule pays:
+    lower the threshold so that their passes at two threads take it and get checked."""
+    monkeypatch.setattr(_netstep, "TWO_THREAD_MIN_FLOPS_PER_OP", 0.0)
+
+
 def twins(name, dtype, seed=3):
     """The same network twice (same draws): compiled pass on the first, layers on the second."""
     np.random.seed(seed)
@@ -256,3 +263,17 @@ def test_large_layers_threaded_kernels(n_threads):
     if n_threads == 1:
         assert_same_state(fast, slow)
     assert fast._train_pass is not None
+
+
+def test_two_thread_schedule_only_where_it_pays(monkeypatch, n_threads):
+    monkeypatch.setattr(_netstep, "TWO_THREAD_MIN_FLOPS_PER_OP", 2e6)
+    np.random.seed(0)
+    small = MultiLayerNetExtend(64, [100] * 3, 10, use_batchnorm=True, dtype=np.float32)
+    large = MultiLayerNetExtend(784, [100] * 2, 10, use_batchnorm=True, dtype=np.float32)
+    for net, inputs in ((small, 64), (large, 784)):
+        x, t = np.random.rand(100, inputs).astype(np.float32), np.random.randint(0, 10, 100)
+        net.gradient(x, t)
+    assert not small._train_pass.two_threads_pay and small._train_pass.schedule == 1
+    assert large._train_pass.two_threads_pay
+    if n_threads == 2 and _netstep.two_thread_schedule_available():
+        assert large._train_pass.schedule == 2
