@@ -3,13 +3,15 @@
 A network's ``gradient()`` runs ``Affine → [BatchNormalization] → Relu/Sigmoid → [Dropout] → … →
 Affine → SoftmaxWithLoss`` as ~50 layer calls; each costs microseconds of Python and argument
 checking, as much as its kernel on a 100×100 batch. :class:`TrainPass` does the same work
-without returning to Python: a plan (one C struct per layer, built once per batch shape) and two
-nogil loops calling the same C kernels and BLAS GEMMs, in the same order, as the layers do — so
-the results are bitwise those of the layer-by-layer pass. The layers' attributes (``x``, ``mask``,
-``running_mean``, ``dW``, …) are then set as their own forward and backward would set them.
+without returning to Python: a plan (one C struct per layer, built here once per batch shape from
+the layer objects) run by csrc/netstep.c without the GIL, calling the same C kernels and BLAS
+GEMMs with the same arguments as the layers do -- so the results are bitwise those of the
+layer-by-layer pass. The layers' attributes (``x``, ``mask``, ``running_mean``, ``dW``, …) are
+then set as their own forward and backward would set them.
 
-The loops over the plan are C (csrc/netstep.c); with two or more threads the backward runs the
-weight gradients on a second thread beside the chain of input gradients (see netstep.h).
+With two or more threads, and enough work per layer, the pass runs on two threads (see
+netstep.h): the forward splits each layer between them, the backward computes the weight
+gradients beside the chain of input gradients.
 
 Memory: each forward output the layers keep (an Affine's ``x``, a BatchNormalization's input, a
 Sigmoid's ``out``, the softmax ``y``) is reused by the next pass unless something else still
@@ -106,8 +108,8 @@ cdef enum:
 
 
 # SciPy's BLAS GEMMs (what every fastnn GEMM calls) and, when found, its thread-count functions
-# (the two-thread backward sets the BLAS to one thread while its two threads run GEMMs side by
-# side; without them the backward is serial).
+# (the two-thread schedule sets the BLAS to one thread while its two threads run GEMMs side by
+# side; without them passes are serial).
 cdef extern from *:
     """
     #ifdef _OPENMP
