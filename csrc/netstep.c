@@ -19,6 +19,13 @@
 #define FNN_YIELD() FNN_SPIN_PAUSE()
 #endif
 
+/* The two-thread schedule needs OpenMP and the GCC/Clang atomic builtins. */
+#if defined(_OPENMP) && (defined(__GNUC__) || defined(__clang__))
+#define FNN_NETSTEP_TWO_THREADS 1
+#else
+#define FNN_NETSTEP_TWO_THREADS 0
+#endif
+
 /* C (m x n) = alpha op(A) op(B) + beta C, row-major with row strides lda, ldb, ldc (elements).
  * A row-major matrix is the column-major transpose, so the column-major BLAS computes
  * C^T = op(B)^T op(A)^T: the operands swap (as fastnn/_blas.pxd does). */
@@ -172,7 +179,7 @@ static double softmax(const fnn_softmax_args *sm, ptrdiff_t N, int dbl, void *d_
                                         d_last, sm->grad_scale, nt);
 }
 
-#ifdef _OPENMP
+#if FNN_NETSTEP_TWO_THREADS
 /* One step of a wait loop: spin for a few microseconds (the pass's steps are that short, and
  * sleeping and waking would cost more), then yield the core at each step. Yielding matters when
  * more threads than cores are runnable -- e.g. another BLAS's idle workers busy-waiting after the
@@ -364,12 +371,17 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
 }
 #endif
 
+int fnn_netstep_two_threads_built(void)
+{
+    return FNN_NETSTEP_TWO_THREADS;
+}
+
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
                         int two_threads, int *schedule)
 {
     double loss;
-#ifdef _OPENMP
+#if FNN_NETSTEP_TWO_THREADS
     if (two_threads && n_threads >= 2 && blas->set_threads != NULL && blas->get_threads != NULL) {
         int *ready = (int *)calloc((size_t)n_ops, sizeof(int));
         if (ready != NULL) {

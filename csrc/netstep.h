@@ -76,4 +76,7 @@ typedef struct {
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
                         int two_threads, int *schedule);
+
+/* 1 if this build has the two-thread schedule (OpenMP and GCC/Clang atomics), else 0. */
+int fnn_netstep_two_threads_built(void);
 #endif

@@ -96,6 +96,7 @@ cdef extern from "netstep.h" nogil:
     double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                             const fnn_softmax_args *sm, void *d_last, double *acc,
                             int n_threads, int two_threads, int *schedule)
+    int fnn_netstep_two_threads_built()
 
 ctypedef fnn_op Op
 
@@ -110,17 +111,7 @@ cdef enum:
 # SciPy's BLAS GEMMs (what every fastnn GEMM calls) and, when found, its thread-count functions
 # (the two-thread schedule sets the BLAS to one thread while its two threads run GEMMs side by
 # side; without them passes are serial).
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #define FNN_OPENMP_BUILD 1
-    #else
-    #define FNN_OPENMP_BUILD 0
-    #endif
-    """
-    int FNN_OPENMP_BUILD
-
-_OPENMP_BUILD = bool(FNN_OPENMP_BUILD)
+_TWO_THREADS_BUILT = bool(fnn_netstep_two_threads_built())
 TWO_THREAD_MIN_FLOPS_PER_OP = 2e6
 
 cdef fnn_blas _BLAS
@@ -132,10 +123,10 @@ _blas_threads_looked_up = False
 
 
 def two_thread_schedule_available():
-    """Whether passes at two or more threads can use the two-thread schedule (OpenMP build, and
-    the BLAS's thread-count functions found)."""
+    """Whether passes at two or more threads can use the two-thread schedule (an OpenMP build
+    with GCC or Clang, and the BLAS's thread-count functions found)."""
     _lookup_blas_threads()
-    return _OPENMP_BUILD and _BLAS.set_threads != NULL
+    return _TWO_THREADS_BUILT and _BLAS.set_threads != NULL
 
 
 cdef void _lookup_blas_threads():
