@@ -36,6 +36,7 @@ class _FlatNet:
     _decay_from_params = False   # Extend reads W from params, MultiLayerNet from the layer
     _train_pass = None           # the compiled training pass (fastnn._netstep.TrainPass)
     _direct_plan = None          # a pass whose gradients are the flat views themselves
+    _plan_backoff = 0            # calls left before trying to build a plan again after a failure
 
     #: ``gradient()`` runs the whole forward and backward pass as one compiled call when the
     #: layers allow it (exact fastnn layer types with contiguous parameters of the network's
@@ -122,15 +123,23 @@ class _FlatNet:
         """The grads from one compiled training pass, or None if the layer path must run."""
         if self.weight_decay_lambda != self._wired_lambda:
             self._wire()
+        if type(x) is np.ndarray and not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)     # as the first Affine layer would copy it
         layers, loss_layer = self.layers, getattr(self, self._loss_layer_attr)
         plan = self._train_pass
         if plan is None or not plan.matches(layers, loss_layer, x):
+            if self._plan_backoff > 0:      # the last attempt failed: layer path for a while
+                self._plan_backoff -= 1
+                return None
             views = {(id(layer), attr): view
                      for _, layer, attr, view, decay, _ in self._collector.entries
                      if attr in ('dgamma', 'dbeta')}
             plan = self._train_pass = _netstep.TrainPass.build(layers, loss_layer, x,
                                                                self.dtype, views)
             if plan is None:
+                # something the pass cannot run (a layer subclass, an input dtype to promote,
+                # ...): retry only every 64 calls rather than pay a failed build each step
+                self._plan_backoff = 64
                 return None
         if plan.run(x, t) is None:
             return None

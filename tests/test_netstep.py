@@ -277,3 +277,30 @@ def test_two_thread_schedule_only_where_it_pays(monkeypatch, n_threads):
     assert large._train_pass.two_threads_pay
     if n_threads == 2 and _netstep.two_thread_schedule_available():
         assert large._train_pass.schedule == 2
+
+
+def test_non_contiguous_input(dtype):
+    fast, slow = twins("ext bn dropout", dtype)
+    x, t = data(n=16, dtype=dtype)
+    wide = np.repeat(x, 2, axis=1)[:, ::2]          # the same values, not C-contiguous
+    assert not wide.flags.c_contiguous
+    step_both(fast, slow, wide, t)
+    assert fast._train_pass is not None
+    assert_same_state(fast, slow)
+
+
+def test_unsupported_network_retries_later():
+    fast, slow = twins("mln relu", np.float64)
+    for net in (fast, slow):
+        net.layers["Activation_function1"] = MyRelu()
+    x, t = data()
+    step_both(fast, slow, x, t)
+    assert fast._train_pass is None and fast._plan_backoff == 64
+    step_both(fast, slow, x, t)                         # no new attempt meanwhile
+    assert fast._plan_backoff == 63
+    for net in (fast, slow):
+        net.layers["Activation_function1"] = L.Relu()   # fixed: picked up within 64 calls
+    for _ in range(64):
+        step_both(fast, slow, x, t)
+    assert fast._train_pass is not None
+    assert_same_state(fast, slow)
