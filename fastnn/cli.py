@@ -198,6 +198,9 @@ def _builtin_bench(args):
                         f()
                 for r in range(args.repeats):
                     for k, f in impls.items():
+                        # NumPy's OpenBLAS threads busy-wait ~0.1 s after the book's code; let
+                        # them go idle so they do not take the cores of the next block
+                        time.sleep(0.15)
                         t0 = time.perf_counter()
                         for _ in range(10):
                             f()
