@@ -45,6 +45,14 @@ class _FlatNet:
     #: class or a network) to run the layers one by one.
     compiled_step = True
 
+    def __getstate__(self):
+        # the compiled pass holds C pointers into this network's arrays: it is never pickled or
+        # copied (a copy builds its own on its first gradient())
+        state = self.__dict__.copy()
+        for key in ('_train_pass', '_direct_plan', '_direct_grads', '_plan_backoff'):
+            state.pop(key, None)
+        return state
+
     def _draw_weights(self, weight_init_std):
         """float64 draws in the book's order: [(key, value)] for W1, b1, W2, b2, ..."""
         all_size_list = [self.input_size] + self.hidden_size_list + [self.output_size]

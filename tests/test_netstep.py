@@ -304,3 +304,21 @@ def test_unsupported_network_retries_later():
         step_both(fast, slow, x, t)
     assert fast._train_pass is not None
     assert_same_state(fast, slow)
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_networks_pickle_and_copy_after_a_compiled_pass(how):
+    import copy
+    import pickle
+    fast, _ = twins("ext bn dropout", np.float64)
+    x, t = data()
+    fast.gradient(x, t)
+    other = pickle.loads(pickle.dumps(fast)) if how == "pickle" else copy.deepcopy(fast)
+    assert other._train_pass is None
+    np.random.seed(5)
+    g1 = {k: v.copy() for k, v in fast.gradient(x, t).items()}
+    np.random.seed(5)
+    g2 = other.gradient(x, t)
+    assert other._train_pass is not None and other._train_pass is not fast._train_pass
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k], err_msg=k)
