@@ -211,6 +211,31 @@ static void spin_barrier_wait(spin_barrier *b, int *local_sense)
     }
 }
 
+/* The BLAS is set to one thread while any two-thread pass runs (passes of several networks may
+ * run at once from Python threads: the GIL is released): the first pass to start saves the
+ * BLAS's thread count and the last to end restores it. */
+static int blas_lock = 0, blas_users = 0, blas_saved_threads = 1;
+
+static void blas_single_begin(const fnn_blas *blas)
+{
+    while (__atomic_exchange_n(&blas_lock, 1, __ATOMIC_ACQUIRE))
+        FNN_YIELD();
+    if (blas_users++ == 0) {
+        blas_saved_threads = blas->get_threads();
+        blas->set_threads(1);
+    }
+    __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
+}
+
+static void blas_single_end(const fnn_blas *blas)
+{
+    while (__atomic_exchange_n(&blas_lock, 1, __ATOMIC_ACQUIRE))
+        FNN_YIELD();
+    if (--blas_users == 0)
+        blas->set_threads(blas_saved_threads);
+    __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
+}
+
 /* Thread tid's half of [0, n), the split at the multiple of `unit` nearest n / 2. */
 static void half(ptrdiff_t n, ptrdiff_t unit, int tid, ptrdiff_t *lo, ptrdiff_t *hi)
 {
@@ -385,10 +410,9 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
     if (two_threads && n_threads >= 2 && blas->set_threads != NULL && blas->get_threads != NULL) {
         int *ready = (int *)calloc((size_t)n_ops, sizeof(int));
         if (ready != NULL) {
-            const int blas_threads = blas->get_threads();
-            blas->set_threads(1);
+            blas_single_begin(blas);
             loss = pass_two_threads(ops, n_ops, N, dbl, blas, sm, d_last, acc, ready);
-            blas->set_threads(blas_threads);
+            blas_single_end(blas);
             free(ready);
             *schedule = 2;
             return loss;

@@ -322,3 +322,46 @@ def test_networks_pickle_and_copy_after_a_compiled_pass(how):
     assert other._train_pass is not None and other._train_pass is not fast._train_pass
     for k in g1:
         np.testing.assert_array_equal(g1[k], g2[k], err_msg=k)
+
+
+def test_concurrent_passes_restore_the_blas_threads(n_threads):
+    """Passes of two networks from two Python threads at once (the GIL is released): the BLAS
+    thread count the two-thread schedule lowers is restored after both, and each network's
+    gradients are those of its layer path."""
+    import threading
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    before = blas_threads()
+    pairs = [twins("ext bn dropout", np.float64, seed=s) for s in (1, 2)]
+    x, t = data()
+    expected = []
+    for _, slow in pairs:
+        np.random.seed(7)
+        expected.append({k: v.copy() for k, v in slow.gradient(x, t).items()})
+    results = [None, None]
+
+    def train(i):
+        fast = pairs[i][0]
+        for _ in range(30):
+            fast.compiled_step = True
+            g = fast.gradient(x, t)
+        results[i] = g
+
+    threads = [threading.Thread(target=train, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert blas_threads() == before
+    # the threads drew their dropout seeds from NumPy's shared generator in some interleaving;
+    # gradient() leaves the parameters unchanged, so one more pass from a known seed must give
+    # the layer path's gradients
+    for i, (fast, _) in enumerate(pairs):
+        assert results[i] is not None
+        np.random.seed(7)
+        g = fast.gradient(x, t)
+        for k in g:
+            np.testing.assert_array_equal(g[k], expected[i][k], err_msg=k)
