@@ -7,10 +7,11 @@
  *   two-thread  the forward splits every op in halves between two threads; in the backward,
  *               thread 0 runs the chain of input gradients while thread 1 computes the weight
  *               and bias gradients of each Affine op as soon as its output gradient is ready.
- *               Each GEMM runs on one BLAS thread (set so for the pass through fnn_blas). Every
- *               element is computed as by the serial schedule with a one-thread BLAS, so the
- *               results equal it bitwise; against a BLAS that threads a large GEMM, the last
- *               bits can differ, as between BLAS thread counts. */
+ *               Each GEMM runs on one BLAS thread (set so for the pass through fnn_blas). The
+ *               forward GEMMs run as two row halves and the first layer's dW as two row halves:
+ *               the BLAS picks its kernels by shape, so a half can round differently from the
+ *               whole product, and results match the serial schedule within float rounding
+ *               (deterministically for a given shape), not bitwise. */
 #ifndef FNN_NETSTEP_H
 #define FNN_NETSTEP_H
 #include <stddef.h>

@@ -6,7 +6,8 @@ checking, as much as its kernel on a 100×100 batch. :class:`TrainPass` does the
 without returning to Python: a plan (one C struct per layer, built here once per batch shape from
 the layer objects) run by csrc/netstep.c without the GIL, calling the same C kernels and BLAS
 GEMMs with the same arguments as the layers do -- so the results are bitwise those of the
-layer-by-layer pass. The layers' attributes (``x``, ``mask``, ``running_mean``, ``dW``, …) are
+layer-by-layer pass (serial schedule; the two-thread schedule splits GEMMs, which the BLAS may
+round differently: within float rounding). The layers' attributes (``x``, ``mask``, ``running_mean``, ``dW``, …) are
 then set as their own forward and backward would set them.
 
 With two or more threads, and enough work per layer, the pass runs on two threads (see
@@ -230,13 +231,14 @@ cdef class TrainPass:
     cdef Py_ssize_t N, K, C
     cdef bint dbl
     cdef object dtype
+    cdef int typenum
     cdef list layers            # the layer objects, in order
     cdef list expect            # per layer: the objects its attributes must still be
     cdef object loss_layer
     cdef list buffers           # forward output buffers (ndarrays)
-    cdef list buf_kept          # True: a layer attribute keeps it (reused only when released)
+    cdef list keepers           # per buffer: the (layer, attribute) pairs that keep it
     cdef list buf_shape
-    cdef list baseline          # reference counts of the buffers after the last pass
+    cdef list baseline          # reference counts of the buffers when only the plan held them
     cdef list extra             # per layer: arrays of the op (grads, statistics, mask, bits)
     cdef list in_shape          # per layer: the shape of its input
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
@@ -268,7 +270,7 @@ cdef class TrainPass:
 
     cdef int _new_buffer(self, tuple shape):
         self.buffers.append(np.empty(shape, dtype=self.dtype))
-        self.buf_kept.append(False)
+        self.keepers.append([])
         self.buf_shape.append(shape)
         return len(self.buffers) - 1
 
@@ -282,6 +284,7 @@ cdef class TrainPass:
         if N == 0 or width == 0:
             return False
         self.N, self.K, self.dtype, self.dbl = N, width, dt, dt == np.float64
+        self.typenum = cnp.NPY_DOUBLE if self.dbl else cnp.NPY_FLOAT
         self.loss_layer = loss_layer
         self.layers = list(layers.values())
         if not self.layers or len(set(map(id, self.layers))) != len(self.layers):
@@ -292,7 +295,7 @@ cdef class TrainPass:
             raise MemoryError()
         self.expect, self.extra, self.in_shape = [], [], []
         self.dxs = [None] * self.n_ops
-        self.buffers, self.buf_kept, self.buf_shape = [], [], []
+        self.buffers, self.keepers, self.buf_shape = [], [], []
         cdef int cur = -1           # buffer of the current activation (-1: the network input)
         cdef int i
         cdef Op *op
@@ -320,7 +323,7 @@ cdef class TrainPass:
                     op.dx = _data(self.dxs[i])
                 op.W, op.b, op.dW, op.db = _data(W), _data(b), _data(gb[0]), _data(gb[1])
                 if cur >= 0:
-                    self.buf_kept[cur] = True          # the layer keeps its input (x)
+                    self.keepers[cur].append((layer, 'x'))     # the layer keeps its input
                 cur = self._new_buffer((N, M))
                 self.expect.append((W, b, gb, need_dx))
                 self.extra.append(None)
@@ -354,7 +357,7 @@ cdef class TrainPass:
                 op.f32_state = not self.dbl and sdt == np.float32
                 op.eps, op.momentum = float(layer._eps), momentum
                 if cur >= 0:
-                    self.buf_kept[cur] = True          # the layer keeps its input (_x)
+                    self.keepers[cur].append((layer, '_x'))    # the layer keeps its input
                 cur = self._new_buffer((N, D))
                 self.expect.append([g, be, momentum, rm, rv])
                 self.extra.append((dg, db) + stats)
@@ -390,10 +393,10 @@ cdef class TrainPass:
                 self.extra.append(extra)
                 # in place when nothing keeps the input buffer (not the network input, not a
                 # Sigmoid's out); a new buffer otherwise
-                if cur < 0 or self.buf_kept[cur]:
+                if cur < 0 or self.keepers[cur]:
                     cur = self._new_buffer((N, width))
                 if tp is Sigmoid:
-                    self.buf_kept[cur] = True          # the layer keeps its output (out)
+                    self.keepers[cur].append((layer, 'out'))   # the layer keeps its output
             else:
                 return False
             op.out_buf = cur
@@ -404,7 +407,7 @@ cdef class TrainPass:
         self.C = width
         self.scores_buf = cur
         self.probs_buf = self._new_buffer((N, width))
-        self.buf_kept[self.probs_buf] = True           # the loss layer keeps y
+        self.keepers[self.probs_buf].append((loss_layer, 'y'))   # the loss layer keeps y
         # The two-thread schedule costs ~12 us to wake the second thread plus a few us per op
         # (barriers, waits): measured here, it pays from ~2 MFLOP of GEMM work per op (784-50-50
         # or the ch.6 network at batch 100: 1.2-1.4x faster; 64-100x3-10 at batch 100: slower).
@@ -427,7 +430,8 @@ cdef class TrainPass:
         if loss_layer is not self.loss_layer or type(x) is not np.ndarray:
             return False
         cdef cnp.ndarray xa = <cnp.ndarray>x
-        if (xa.dtype is not self.dtype or xa.ndim != 2 or xa.shape[0] != self.N
+        if (cnp.PyArray_TYPE(xa) != self.typenum or not cnp.PyArray_ISNOTSWAPPED(xa)
+                or xa.ndim != 2 or xa.shape[0] != self.N
                 or xa.shape[1] != self.K or not cnp.PyArray_IS_C_CONTIGUOUS(xa)
                 or not cnp.PyArray_ISALIGNED(xa) or len(layers) != self.n_ops):
             return False
@@ -449,6 +453,7 @@ cdef class TrainPass:
                 g, be = layer.gamma, layer.beta
                 if (g is not e[0] or be is not e[1] or layer.momentum is not e[2]
                         or layer.running_mean is not e[3] or layer.running_var is not e[4]
+                        or layer._eps != op.eps
                         or _data(g) != op.gamma or _data(be) != op.beta):
                     return False
             elif op.kind == OP_RELU:
@@ -483,13 +488,23 @@ cdef class TrainPass:
             if onehot is not None and compute_dtype(self.dtype, t_arr) != self.dtype:
                 return None
         cdef double grad_scale = 1.0 / (t_arr.shape[0] if t_arr.ndim > 0 else 1)
-        # a kept output still referenced elsewhere (e.g. a user holds layer.x) is left to that
-        # holder, as the layers' own outputs are: this pass writes a new buffer
+        # a kept output referenced by anything but the plan and the layer attributes that keep
+        # it (e.g. a user holds an earlier layer.x) is left to that holder, as the layers' own
+        # outputs are: this pass writes a new buffer
         for i in range(len(self.buffers)):
-            if self.buf_kept[i] and _refs(self.buffers, i) > self.baseline[i]:
-                self.buffers[i] = np.empty(self.buf_shape[i], dtype=self.dtype)
+            keep = self.keepers[i]
+            if keep:
+                buf = self.buffers[i]
+                held = 0
+                for obj, attr in keep:
+                    if getattr(obj, attr) is buf:
+                        held += 1
+                del buf
+                if _refs(self.buffers, i) > self.baseline[i] + held:
+                    self.buffers[i] = np.empty(self.buf_shape[i], dtype=self.dtype)
         buffers = self.buffers
         layers = self.layers
+        old_stats = []
         for i in range(n_ops):
             op = &self.ops[i]
             op.x = _data(x) if op.in_buf < 0 else _data(buffers[op.in_buf])
@@ -508,6 +523,7 @@ cdef class TrainPass:
                 op.seed = seed
             elif op.kind == OP_BATCHNORM:       # running statistics: new arrays, as the book's
                 e = self.expect[i]
+                old_stats.append((e[3], e[4]))  # alive until the pass has read them
                 op.rm_old, op.rv_old = _data(e[3]), _data(e[4])
                 e[3] = _new_like(e[3])
                 e[4] = _new_like(e[4])
@@ -526,12 +542,12 @@ cdef class TrainPass:
         with nogil:
             loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, nt,
                                     self.two_threads_pay, &schedule)
-        if loss != loss and not np.isnan(buffers[self.scores_buf]).any():
+        # the kernel returns NaN when its scratch allocation fails; finite scores cannot give a
+        # NaN loss otherwise (infinite or NaN scores can, and then the pass is the layers')
+        if loss != loss and np.isfinite(buffers[self.scores_buf]).all():
             raise MemoryError("softmax_xent_forward: out of memory")
         self.schedule = schedule
         self._set_layer_state(x, t, loss)
-        for i in range(len(buffers)):
-            self.baseline[i] = _refs(buffers, i)
         return self.loss_layer.loss
 
     cdef _set_layer_state(self, x, t, double loss):

@@ -1,8 +1,10 @@
 """The compiled training pass (fastnn._netstep) against the layer-by-layer pass.
 
-Both run the same kernels in the same order, so every number must be bitwise equal: gradients,
-losses, parameters after the optimizer, and the attributes the layers keep (x, mask, running
-statistics, dropout seeds, softmax output). Also: when the plan is used, rebuilt or given up.
+On the serial schedule both run the same kernels with the same arguments in the same order, so
+every number must be bitwise equal: gradients, losses, parameters after the optimizer, and the
+attributes the layers keep (x, mask, running statistics, dropout seeds, softmax output). The
+two-thread schedule splits GEMMs, which the BLAS may round differently: equal within float
+tolerance. Also: when the plan is used, rebuilt or given up.
 """
 import numpy as np
 import pytest
@@ -69,30 +71,47 @@ def layer_state(net):
     return state
 
 
-def assert_same_state(a, b):
+def serial_pass(net):
+    """Whether the network's last pass (if compiled) ran the serial schedule: then it equals the
+    layer path bitwise. The two-thread schedule splits GEMMs, which the BLAS may round
+    differently from the whole product: equal within float tolerance."""
+    plan = net._train_pass
+    return plan is None or plan.schedule != 2
+
+
+def assert_same_state(a, b, exact=None):
+    exact = serial_pass(a) if exact is None else exact
     sa, sb = layer_state(a), layer_state(b)
     assert sa.keys() == sb.keys()
     for k in sa:
         va, vb = sa[k], sb[k]
         if isinstance(vb, np.ndarray):
             assert isinstance(va, np.ndarray) and va.dtype == vb.dtype, k
-            np.testing.assert_array_equal(va, vb, err_msg=str(k))
-        else:
+            if exact or va.dtype.kind not in "fb":
+                np.testing.assert_array_equal(va, vb, err_msg=str(k))
+            elif va.dtype == np.bool_:        # a value at 0 may round to either side
+                assert va.shape == vb.shape and np.mean(va != vb) < 0.01, k
+            else:
+                assert_close(va, vb, scale=100)
+        elif exact or not isinstance(vb, (float, np.floating)):
             assert va == vb or (va is None and vb is None), (k, va, vb)
+        else:
+            assert_close(va, vb, scale=100)
 
 
-def step_both(fast, slow, x, t, opts=None, exact=True):
+def step_both(fast, slow, x, t, opts=None, exact=None):
     np.random.seed(11)                       # the dropout seeds come from NumPy's generator
     gf = fast.gradient(x, t)
     np.random.seed(11)
     gs = slow.gradient(x, t)
+    exact = serial_pass(fast) if exact is None else exact
     assert list(gf) == list(gs)
     for k in gs:
         assert gf[k].dtype == gs[k].dtype, k
         if exact:
             np.testing.assert_array_equal(gf[k], gs[k], err_msg=k)
         else:
-            assert_close(gf[k], gs[k], scale=10)
+            assert_close(gf[k], gs[k], scale=100)
     if opts:
         opts[0].update(fast.params, gf)
         opts[1].update(slow.params, gs)
@@ -100,7 +119,8 @@ def step_both(fast, slow, x, t, opts=None, exact=True):
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
-def test_bitwise_equal_to_layer_path(name, dtype, n_threads):
+def test_equal_to_layer_path(name, dtype, n_threads):
+    """Bitwise on the serial schedule (one thread), within float tolerance on the two-thread one."""
     fast, slow = twins(name, dtype)
     opts = (Adam(lr=0.01), Adam(lr=0.01))
     for i in range(4):
@@ -112,14 +132,15 @@ def test_bitwise_equal_to_layer_path(name, dtype, n_threads):
         assert fast._train_pass.schedule == 2
     elif n_threads == 1:
         assert fast._train_pass.schedule == 1
+    exact = serial_pass(fast)
+    check = np.testing.assert_array_equal if exact else (
+        lambda a, b, err_msg="": assert_close(a, b, scale=100))
     for k in slow.params:
-        np.testing.assert_array_equal(fast.params[k], slow.params[k], err_msg=k)
+        check(fast.params[k], slow.params[k], err_msg=k)
     x, t = data(seed=9, dtype=dtype)
+    check(fast.predict(x), slow.predict(x))
     if isinstance(fast, MultiLayerNetExtend):
-        np.testing.assert_array_equal(fast.predict(x), slow.predict(x))
-        assert fast.loss(x, t) == slow.loss(x, t)
-    else:
-        np.testing.assert_array_equal(fast.predict(x), slow.predict(x))
+        check(np.asarray(fast.loss(x, t)), np.asarray(slow.loss(x, t)))
 
 
 @pytest.mark.parametrize("labels", ["one_hot", "int32", "list"])
@@ -259,7 +280,7 @@ def test_large_layers_threaded_kernels(n_threads):
                                dtype=np.float32)
     slow.compiled_step = False
     x, t = data(n=1000, dtype=np.float32)
-    step_both(fast, slow, x, t, exact=n_threads == 1)
+    step_both(fast, slow, x, t)
     if n_threads == 1:
         assert_same_state(fast, slow)
     assert fast._train_pass is not None
@@ -365,3 +386,58 @@ def test_concurrent_passes_restore_the_blas_threads(n_threads):
         g = fast.gradient(x, t)
         for k in g:
             np.testing.assert_array_equal(g[k], expected[i][k], err_msg=k)
+
+
+def test_outputs_held_across_a_layer_path_call_are_not_overwritten():
+    """A user keeps last_layer.y / Affine2.x of one step; loss() (the layer path) then rebinds the
+    attributes; the next compiled pass must not write into the held arrays."""
+    fast, slow = twins("mln relu", np.float64)
+    x, t = data(seed=1)
+    x2, _ = data(seed=2)
+    fast.gradient(x, t)
+    y, xin = fast.last_layer.y, fast.layers["Affine2"].x
+    y_copy, xin_copy = y.copy(), xin.copy()
+    fast.loss(x2, t)
+    fast.gradient(x2, t)
+    np.testing.assert_array_equal(y, y_copy)
+    np.testing.assert_array_equal(xin, xin_copy)
+    fast.loss(x, t)                       # and the pass goes on matching the layer path
+    slow.loss(x, t)
+    step_both(fast, slow, x2, t)
+    assert_same_state(fast, slow)
+
+
+def test_batchnorm_eps_change_is_followed():
+    fast, slow = twins("ext bn dropout", np.float64)
+    x, t = data()
+    step_both(fast, slow, x, t)
+    for net in (fast, slow):
+        net.layers["BatchNorm1"]._eps = 0.5
+    step_both(fast, slow, x, t)
+    assert_same_state(fast, slow)
+
+
+def test_shapes_the_blas_rounds_differently_when_split(n_threads):
+    """Row halves of a narrow GEMM can round differently from the whole (the BLAS picks its
+    kernels by shape): the two-thread schedule stays within float tolerance of the layers."""
+    for n in (4, 5, 7, 101):
+        np.random.seed(n)
+        fast = MultiLayerNetExtend(33, [1], 4, use_batchnorm=True)
+        np.random.seed(n)
+        slow = MultiLayerNetExtend(33, [1], 4, use_batchnorm=True)
+        slow.compiled_step = False
+        x = np.random.RandomState(n).randn(n, 33)
+        t = np.random.RandomState(n + 1).randint(0, 4, n)
+        step_both(fast, slow, x, t)
+        assert_same_state(fast, slow)
+
+
+def test_infinite_scores_give_the_layers_nan_loss_not_memory_error():
+    fast, slow = twins("mln relu", np.float32)
+    for net in (fast, slow):
+        net.params["W3"][...] = 1e38
+    x, t = data(dtype=np.float32)
+    with np.errstate(all="ignore"):
+        fast.gradient(x, t)
+        slow.gradient(x, t)
+    assert np.isnan(fast.last_layer.loss) == np.isnan(slow.last_layer.loss)
