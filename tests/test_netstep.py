@@ -441,3 +441,18 @@ def test_infinite_scores_give_the_layers_nan_loss_not_memory_error():
         fast.gradient(x, t)
         slow.gradient(x, t)
     assert np.isnan(fast.last_layer.loss) == np.isnan(slow.last_layer.loss)
+
+
+def test_kept_outputs_are_reused_when_nobody_else_holds_them():
+    fast, _ = twins("ext bn dropout", np.float32)
+    x, t = data(dtype=np.float32)
+
+    def kept():
+        return [fast.layers[k].x for k in fast.layers if k.startswith("Affine")] + [
+            fast.last_layer.y]
+
+    fast.gradient(x, t)
+    first = [id(a) for a in kept()]
+    for _ in range(3):
+        fast.gradient(x, t)
+    assert [id(a) for a in kept()] == first
