@@ -44,59 +44,121 @@ static void gemm_rm(const fnn_blas *blas, int dbl, int ta, int tb, int m, int n,
     }
 }
 
+/* Part `part` of `parts` (1 or 2) of [0, n): the split at the multiple of `unit` nearest n / 2. */
+static void part_range(ptrdiff_t n, ptrdiff_t unit, int part, int parts, ptrdiff_t *lo,
+                       ptrdiff_t *hi)
+{
+    ptrdiff_t mid = (n / 2 + unit / 2) / unit * unit;
+    if (mid > n) mid = n;
+    *lo = parts == 1 ? 0 : part ? mid : 0;
+    *hi = parts == 1 ? n : part ? n : mid;
+}
+
+/* Running statistics of a BatchNormalization op's features [lo, hi). */
+static void running_updates(const fnn_op *op, int dbl, ptrdiff_t lo, ptrdiff_t hi)
+{
+    const size_t item = dbl ? sizeof(double) : sizeof(float);
+    const size_t sitem = (dbl || !op->f32_state) ? sizeof(double) : sizeof(float);
+    char *rm_old = (char *)op->rm_old + lo * sitem, *rv_old = (char *)op->rv_old + lo * sitem;
+    char *rm_new = (char *)op->rm_new + lo * sitem, *rv_new = (char *)op->rv_new + lo * sitem;
+    char *mean = (char *)op->mean + lo * item, *var = (char *)op->var + lo * item;
+    if (dbl) {
+        fnn_batchnorm_running_update_f64((double *)rm_old, (double *)mean, op->momentum,
+                                         (double *)rm_new, hi - lo);
+        fnn_batchnorm_running_update_f64((double *)rv_old, (double *)var, op->momentum,
+                                         (double *)rv_new, hi - lo);
+    } else if (op->f32_state) {
+        fnn_batchnorm_running_update_f32state((float *)rm_old, (float *)mean, op->momentum,
+                                              (float *)rm_new, hi - lo);
+        fnn_batchnorm_running_update_f32state((float *)rv_old, (float *)var, op->momentum,
+                                              (float *)rv_new, hi - lo);
+    } else {
+        fnn_batchnorm_running_update_f32((double *)rm_old, (float *)mean, op->momentum,
+                                         (double *)rm_new, hi - lo);
+        fnn_batchnorm_running_update_f32((double *)rv_old, (float *)var, op->momentum,
+                                         (double *)rv_new, hi - lo);
+    }
+}
+
+/* Part `part` of `parts` (1: the whole op, with up to nt kernel threads; 2: one thread's half)
+ * of op's training forward: an Affine's rows, a BatchNormalization's features (16 at a time:
+ * whole 64-byte lines of float32), an element-wise op's elements (in whole 32-element dropout
+ * mask blocks). The bias is folded into the GEMM: y = b, then y += x W. */
+static void forward_part(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas, int part,
+                         int parts, int nt)
+{
+    const size_t item = dbl ? sizeof(double) : sizeof(float);
+    const ptrdiff_t n = N * op->d_out;
+    ptrdiff_t lo, hi;
+    switch (op->kind) {
+    case FNN_OP_AFFINE: {
+        part_range(N, 1, part, parts, &lo, &hi);
+        if (hi <= lo) break;
+        char *y = (char *)op->y + lo * op->d_out * item;
+        if (dbl) fnn_bias_fill_f64(op->b, (double *)y, hi - lo, op->d_out);
+        else fnn_bias_fill_f32(op->b, (float *)y, hi - lo, op->d_out);
+        gemm_rm(blas, dbl, 0, 0, (int)(hi - lo), (int)op->d_out, (int)op->d_in, 1.0,
+                (const char *)op->x + lo * op->d_in * item, (int)op->d_in, op->W, (int)op->d_out,
+                1.0, y, (int)op->d_out);
+        break;
+    }
+    case FNN_OP_BATCHNORM:
+        part_range(op->d_out, 16, part, parts, &lo, &hi);
+        if (hi <= lo) break;
+        if (parts == 1 && dbl)        /* the whole call may thread and stream */
+            fnn_batchnorm_forward_train_f64(op->x, N, op->d_out, op->gamma, op->beta, op->eps,
+                                            op->y, op->mean, op->var, op->std, nt);
+        else if (parts == 1)
+            fnn_batchnorm_forward_train_f32(op->x, N, op->d_out, op->gamma, op->beta, op->eps,
+                                            op->y, op->mean, op->var, op->std, nt);
+        else if (dbl)
+            fnn_batchnorm_forward_train_block_f64(op->x, N, op->d_out, op->gamma, op->beta,
+                                                  op->eps, op->y, op->mean, op->var, op->std, lo,
+                                                  hi);
+        else
+            fnn_batchnorm_forward_train_block_f32(op->x, N, op->d_out, op->gamma, op->beta,
+                                                  op->eps, op->y, op->mean, op->var, op->std, lo,
+                                                  hi);
+        running_updates(op, dbl, lo, hi);
+        break;
+    case FNN_OP_RELU:
+    case FNN_OP_SIGMOID:
+        part_range(n, FNN_DROPOUT_BLOCK, part, parts, &lo, &hi);
+        if (hi <= lo) break;
+        if (op->kind == FNN_OP_RELU) {
+            if (dbl)
+                fnn_relu_forward_f64((const double *)op->x + lo, (double *)op->y + lo,
+                                     op->mask + lo, hi - lo, nt);
+            else
+                fnn_relu_forward_f32((const float *)op->x + lo, (float *)op->y + lo,
+                                     op->mask + lo, hi - lo, nt);
+        } else {
+            if (dbl)
+                fnn_sigmoid_forward_f64((const double *)op->x + lo, (double *)op->y + lo,
+                                        hi - lo, nt);
+            else
+                fnn_sigmoid_forward_f32((const float *)op->x + lo, (float *)op->y + lo, hi - lo,
+                                        nt);
+        }
+        break;
+    case FNN_OP_DROPOUT:
+        part_range(FNN_DROPOUT_WORDS(n), 1, part, parts, &lo, &hi);
+        if (hi <= lo) break;
+        if (dbl)
+            fnn_dropout_forward_range_f64(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale,
+                                          lo, hi, fnn_threads_for(n, nt));
+        else
+            fnn_dropout_forward_range_f32(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale,
+                                          lo, hi, fnn_threads_for(n, nt));
+        break;
+    }
+}
+
 static void forward_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                            int nt)
 {
-    for (int i = 0; i < n_ops; i++) {
-        fnn_op *op = &ops[i];
-        const ptrdiff_t n = N * op->d_out;
-        switch (op->kind) {
-        case FNN_OP_AFFINE:     /* y = b, then y += x W (the bias folded into the GEMM) */
-            if (dbl) fnn_bias_fill_f64(op->b, op->y, N, op->d_out);
-            else fnn_bias_fill_f32(op->b, op->y, N, op->d_out);
-            gemm_rm(blas, dbl, 0, 0, (int)N, (int)op->d_out, (int)op->d_in, 1.0, op->x,
-                    (int)op->d_in, op->W, (int)op->d_out, 1.0, op->y, (int)op->d_out);
-            break;
-        case FNN_OP_BATCHNORM:
-            if (dbl) {
-                fnn_batchnorm_forward_train_f64(op->x, N, op->d_out, op->gamma, op->beta, op->eps,
-                                                op->y, op->mean, op->var, op->std, nt);
-                fnn_batchnorm_running_update_f64(op->rm_old, op->mean, op->momentum, op->rm_new,
-                                                 op->d_out);
-                fnn_batchnorm_running_update_f64(op->rv_old, op->var, op->momentum, op->rv_new,
-                                                 op->d_out);
-            } else {
-                fnn_batchnorm_forward_train_f32(op->x, N, op->d_out, op->gamma, op->beta, op->eps,
-                                                op->y, op->mean, op->var, op->std, nt);
-                if (op->f32_state) {
-                    fnn_batchnorm_running_update_f32state(op->rm_old, op->mean, op->momentum,
-                                                          op->rm_new, op->d_out);
-                    fnn_batchnorm_running_update_f32state(op->rv_old, op->var, op->momentum,
-                                                          op->rv_new, op->d_out);
-                } else {
-                    fnn_batchnorm_running_update_f32(op->rm_old, op->mean, op->momentum,
-                                                     op->rm_new, op->d_out);
-                    fnn_batchnorm_running_update_f32(op->rv_old, op->var, op->momentum,
-                                                     op->rv_new, op->d_out);
-                }
-            }
-            break;
-        case FNN_OP_RELU:
-            if (dbl) fnn_relu_forward_f64(op->x, op->y, op->mask, n, nt);
-            else fnn_relu_forward_f32(op->x, op->y, op->mask, n, nt);
-            break;
-        case FNN_OP_SIGMOID:
-            if (dbl) fnn_sigmoid_forward_f64(op->x, op->y, n, nt);
-            else fnn_sigmoid_forward_f32(op->x, op->y, n, nt);
-            break;
-        case FNN_OP_DROPOUT:
-            if (dbl)
-                fnn_dropout_forward_f64(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale, nt);
-            else
-                fnn_dropout_forward_f32(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale, nt);
-            break;
-        }
-    }
+    for (int i = 0; i < n_ops; i++)
+        forward_part(&ops[i], N, dbl, blas, 0, 1, nt);
 }
 
 /* Rows [k0, k1) of an Affine op's weight gradient dW = x^T dout (rows of dW are columns of x). */
@@ -236,101 +298,6 @@ static void blas_single_end(const fnn_blas *blas)
     __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
 }
 
-/* Thread tid's half of [0, n), the split at the multiple of `unit` nearest n / 2. */
-static void half(ptrdiff_t n, ptrdiff_t unit, int tid, ptrdiff_t *lo, ptrdiff_t *hi)
-{
-    ptrdiff_t mid = (n / 2 + unit / 2) / unit * unit;
-    if (mid > n) mid = n;
-    *lo = tid ? mid : 0;
-    *hi = tid ? n : mid;
-}
-
-/* Thread tid's half of op's training forward: an Affine's rows, a BatchNormalization's
- * features (16 at a time: whole 64-byte lines of float32), an element-wise op's elements (in
- * whole 32-element dropout mask blocks). Every element is computed as by the whole call. */
-static void forward_half(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas, int tid)
-{
-    const size_t item = dbl ? sizeof(double) : sizeof(float);
-    const ptrdiff_t n = N * op->d_out;
-    ptrdiff_t lo, hi;
-    switch (op->kind) {
-    case FNN_OP_AFFINE: {
-        half(N, 1, tid, &lo, &hi);
-        if (hi <= lo) break;
-        char *y = (char *)op->y + lo * op->d_out * item;
-        if (dbl) fnn_bias_fill_f64(op->b, (double *)y, hi - lo, op->d_out);
-        else fnn_bias_fill_f32(op->b, (float *)y, hi - lo, op->d_out);
-        gemm_rm(blas, dbl, 0, 0, (int)(hi - lo), (int)op->d_out, (int)op->d_in, 1.0,
-                (const char *)op->x + lo * op->d_in * item, (int)op->d_in, op->W, (int)op->d_out,
-                1.0, y, (int)op->d_out);
-        break;
-    }
-    case FNN_OP_BATCHNORM: {
-        half(op->d_out, 16, tid, &lo, &hi);
-        if (hi <= lo) break;
-        const size_t sitem = (dbl || !op->f32_state) ? sizeof(double) : sizeof(float);
-        char *rm_old = (char *)op->rm_old + lo * sitem, *rv_old = (char *)op->rv_old + lo * sitem;
-        char *rm_new = (char *)op->rm_new + lo * sitem, *rv_new = (char *)op->rv_new + lo * sitem;
-        char *mean = (char *)op->mean + lo * item, *var = (char *)op->var + lo * item;
-        if (dbl) {
-            fnn_batchnorm_forward_train_block_f64(op->x, N, op->d_out, op->gamma, op->beta,
-                                                  op->eps, op->y, op->mean, op->var, op->std, lo,
-                                                  hi);
-            fnn_batchnorm_running_update_f64((double *)rm_old, (double *)mean, op->momentum,
-                                             (double *)rm_new, hi - lo);
-            fnn_batchnorm_running_update_f64((double *)rv_old, (double *)var, op->momentum,
-                                             (double *)rv_new, hi - lo);
-        } else {
-            fnn_batchnorm_forward_train_block_f32(op->x, N, op->d_out, op->gamma, op->beta,
-                                                  op->eps, op->y, op->mean, op->var, op->std, lo,
-                                                  hi);
-            if (op->f32_state) {
-                fnn_batchnorm_running_update_f32state((float *)rm_old, (float *)mean,
-                                                      op->momentum, (float *)rm_new, hi - lo);
-                fnn_batchnorm_running_update_f32state((float *)rv_old, (float *)var,
-                                                      op->momentum, (float *)rv_new, hi - lo);
-            } else {
-                fnn_batchnorm_running_update_f32((double *)rm_old, (float *)mean, op->momentum,
-                                                 (double *)rm_new, hi - lo);
-                fnn_batchnorm_running_update_f32((double *)rv_old, (float *)var, op->momentum,
-                                                 (double *)rv_new, hi - lo);
-            }
-        }
-        break;
-    }
-    case FNN_OP_RELU:
-    case FNN_OP_SIGMOID:
-        half(n, FNN_DROPOUT_BLOCK, tid, &lo, &hi);
-        if (hi <= lo) break;
-        if (op->kind == FNN_OP_RELU) {
-            if (dbl)
-                fnn_relu_forward_f64((const double *)op->x + lo, (double *)op->y + lo,
-                                     op->mask + lo, hi - lo, 1);
-            else
-                fnn_relu_forward_f32((const float *)op->x + lo, (float *)op->y + lo,
-                                     op->mask + lo, hi - lo, 1);
-        } else {
-            if (dbl)
-                fnn_sigmoid_forward_f64((const double *)op->x + lo, (double *)op->y + lo,
-                                        hi - lo, 1);
-            else
-                fnn_sigmoid_forward_f32((const float *)op->x + lo, (float *)op->y + lo, hi - lo,
-                                        1);
-        }
-        break;
-    case FNN_OP_DROPOUT:
-        half(FNN_DROPOUT_WORDS(n), 1, tid, &lo, &hi);
-        if (hi <= lo) break;
-        if (dbl)
-            fnn_dropout_forward_range_f64(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale,
-                                          lo, hi, 1);
-        else
-            fnn_dropout_forward_range_f32(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale,
-                                          lo, hi, 1);
-        break;
-    }
-}
-
 /* The pass on two threads, each GEMM on one BLAS thread (the caller sets the BLAS so):
  * forward  both threads take half of every op (a spinning barrier between ops);
  * softmax  thread 0;
@@ -361,7 +328,7 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
             backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, 1);
         } else {
             for (int i = 0; i < n_ops; i++) {
-                forward_half(&ops[i], N, dbl, blas, tid);
+                forward_part(&ops[i], N, dbl, blas, tid, 2, 1);
                 spin_barrier_wait(&barrier, &sense);
             }
             if (tid == 0)

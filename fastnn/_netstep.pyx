@@ -239,7 +239,7 @@ cdef class TrainPass:
     cdef list keepers           # per buffer: the (layer, attribute) pairs that keep it
     cdef list buf_shape
     cdef list baseline          # reference counts of the buffers when only the plan held them
-    cdef list extra             # per layer: arrays of the op (grads, statistics, mask, bits)
+    cdef list extra             # per layer: a BatchNormalization's dgamma, dbeta and statistics
     cdef list in_shape          # per layer: the shape of its input
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
     cdef list dxs               # per op: its private input-gradient buffer (or None)
@@ -363,7 +363,6 @@ cdef class TrainPass:
                 self.extra.append((dg, db) + stats)
             elif tp is Relu or tp is Sigmoid or tp is Dropout:
                 op.d_out = width
-                extra = None
                 if tp is Relu:
                     op.kind = OP_RELU
                     mask = layer.mask
@@ -381,16 +380,14 @@ cdef class TrainPass:
                         op.thr = layer._threshold()
                     except ValueError:               # the layer's forward raises it
                         return False
-                    r = float(ratio)
-                    op.scale = 1.0 / (1.0 - r) if inverted and r < 1.0 else 1.0
+                    op.scale = layer._train_scale()
                     nwords = (N * width + 31) // 32
                     bits = layer._bits
                     if not _is_array(bits, np.uint32, (nwords,), True):
                         bits = np.empty(nwords, dtype=np.uint32)
                     op.bits = <uint32_t *>_data(bits)
                     self.expect.append((ratio, inverted, seed, bits))
-                    extra = bits
-                self.extra.append(extra)
+                self.extra.append(None)
                 # in place when nothing keeps the input buffer (not the network input, not a
                 # Sigmoid's out); a new buffer otherwise
                 if cur < 0 or self.keepers[cur]:
@@ -576,7 +573,7 @@ cdef class TrainPass:
             elif op.kind == OP_SIGMOID:
                 layer.out = buffers[op.out_buf]
             elif op.kind == OP_DROPOUT:
-                layer._bits = self.extra[i]
+                layer._bits = self.expect[i][3]
                 layer._shape = self.in_shape[i]
                 layer._scale = op.scale
                 layer._mask = None

@@ -339,8 +339,12 @@ class Dropout:
         self._bits = words.view("<u4").astype(np.uint32)
         self._shape = m.shape
         self._mask = None
+        self._scale = self._train_scale()
+
+    def _train_scale(self):
+        """Scale of the kept elements in training: 1 (the book's), or 1 / (1 - ratio) inverted."""
         ratio = float(self.dropout_ratio)
-        self._scale = 1.0 / (1.0 - ratio) if self.inverted and ratio < 1.0 else 1.0
+        return 1.0 / (1.0 - ratio) if self.inverted and ratio < 1.0 else 1.0
 
     def _threshold(self):
         return _drng.threshold(self.dropout_ratio)
@@ -357,8 +361,7 @@ class Dropout:
         else:
             seed = _drng.call_seed(self.seed, self._calls)
         self._calls += 1
-        ratio = float(self.dropout_ratio)
-        scale = 1.0 / (1.0 - ratio) if self.inverted and ratio < 1.0 else 1.0
+        scale = self._train_scale()
         nwords = (x.size + 31) // 32
         bits = self._bits if (self._bits is not None and self._bits.shape[0] == nwords) else None
         out = self._outs.empty(x.shape, x.dtype)

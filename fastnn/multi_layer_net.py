@@ -163,6 +163,21 @@ class _FlatNet:
             self._direct_grads = tuple((e[0], e[3]) for e in entries)
         return grads
 
+    def _gradient(self, x, t):
+        """What every network's ``gradient()`` does: the compiled pass when it can run, else the
+        layers' training forward (:meth:`_train_scores`), the loss layer and :meth:`_backprop`."""
+        x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
+        if self.compiled_step:
+            grads = self._compiled_gradient(x, t)
+            if grads is not None:
+                return grads
+        getattr(self, self._loss_layer_attr).forward(self._train_scores(x), t)
+        return self._backprop()
+
+    def _train_scores(self, x):
+        """Scores of a training-mode forward through the layers."""
+        return self.predict(x)
+
     def _backprop(self):
         if self.weight_decay_lambda != self._wired_lambda:
             self._wire()        # before the backward: it writes dW where the decay expects it
@@ -276,11 +291,4 @@ class MultiLayerNet(_FlatNet):
         ``grads['W{i}']`` is ``dW + lambda*W`` and ``grads['b{i}']`` the layer's ``db`` itself;
         all are views of ``flat_grads``, overwritten by the next call.
         """
-        x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
-        if self.compiled_step:
-            grads = self._compiled_gradient(x, t)
-            if grads is not None:
-                return grads
-        y = self.predict(x)
-        self.last_layer.forward(y, t)
-        return self._backprop()
+        return self._gradient(x, t)

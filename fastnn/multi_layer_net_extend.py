@@ -137,11 +137,7 @@ class MultiLayerNetExtend(_FlatNet):
         Keys W1, b1, gamma1, beta1, W2, ...; views of ``flat_grads`` (overwritten by the next
         call): b/gamma/beta are the layers' ``db``/``dgamma``/``dbeta``, W is ``dW + lambda*W``.
         """
-        x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
-        if self.compiled_step:
-            grads = self._compiled_gradient(x, t)
-            if grads is not None:
-                return grads
-        y = self.predict(x, True)
-        self.last_layer.forward(y, t)
-        return self._backprop()
+        return self._gradient(x, t)
+
+    def _train_scores(self, x):
+        return self.predict(x, True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from fastnn import layers as _layers
 from fastnn.multi_layer_net import _FlatNet
-from fastnn._netutil import as_input, as_labels, network_dtype
+from fastnn._netutil import as_labels, network_dtype
 
 
 class TwoLayerNet(_FlatNet):
@@ -70,10 +70,4 @@ class TwoLayerNet(_FlatNet):
     def gradient(self, x, t):
         """Backpropagation gradients: the layers' ``dW``/``db`` objects themselves (views of
         ``flat_grads``, overwritten by the next call)."""
-        x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
-        if self.compiled_step:
-            grads = self._compiled_gradient(x, t)
-            if grads is not None:
-                return grads
-        self.loss(x, t)
-        return self._backprop()
+        return self._gradient(x, t)
