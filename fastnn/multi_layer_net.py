@@ -40,8 +40,9 @@ class _FlatNet:
 
     #: ``gradient()`` runs the whole forward and backward pass as one compiled call when the
     #: layers allow it (exact fastnn layer types with contiguous parameters of the network's
-    #: dtype, input of that dtype): same kernels in the same order, so the same numbers and the
-    #: same layer attributes afterwards, without ~50 Python layer calls. Set False (on the
+    #: dtype, input of that dtype): same kernels in the same order, so the same layer attributes
+    #: afterwards and the same numbers (bitwise on one thread; within float rounding when its
+    #: two-thread schedule splits the GEMMs), without ~50 Python layer calls. Set False (on the
     #: class or a network) to run the layers one by one.
     compiled_step = True
 
