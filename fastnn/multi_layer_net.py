@@ -132,9 +132,17 @@ class _FlatNet:
         """The grads from one compiled training pass, or None if the layer path must run."""
         if self.weight_decay_lambda != self._wired_lambda:
             self._wire()
-        if type(x) is np.ndarray and not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x)     # as the first Affine layer would copy it
         layers, loss_layer = self.layers, getattr(self, self._loss_layer_attr)
+        if type(x) is np.ndarray:
+            if x.dtype != self.dtype:
+                # e.g. the book's float32 MNIST or uint8 images into a float64 network: the first
+                # Affine layer computes in the promoted dtype from a converted copy; when that is
+                # the network's dtype, the pass starts from the same copy
+                if (x.dtype.kind in 'fiu' and np.result_type(x.dtype, self.dtype) == self.dtype
+                        and type(next(iter(layers.values()), None)) is _layers.Affine):
+                    x = np.ascontiguousarray(x, dtype=self.dtype)
+            elif not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x)     # as the first Affine layer would copy it
         plan = self._train_pass
         if plan is None or not plan.matches(layers, loss_layer, x):
             if self._plan_backoff > 0:      # the last attempt failed: layer path for a while

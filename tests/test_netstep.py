@@ -259,12 +259,19 @@ def test_unsupported_chains_use_the_layers():
     assert fast._train_pass is None
 
 
-def test_uint8_input_promotes_like_the_layers():
-    fast, slow = twins("mln relu", np.float64)
-    x, t = data()
-    xu = (np.abs(x) * 40).astype(np.uint8)
-    step_both(fast, slow, xu, t)
-    assert_same_state(fast, slow)
+@pytest.mark.parametrize("in_dtype", [np.uint8, np.int32, np.float16, np.float32])
+@pytest.mark.parametrize("name", ["mln relu", "ext bn dropout"])
+def test_input_promoted_to_a_float64_network_runs_compiled(name, in_dtype):
+    """The book's float32 MNIST (or uint8 images) into a float64 network: the first Affine layer
+    computes from a float64 copy, and so does the compiled pass, bitwise alike."""
+    fast, slow = twins(name, np.float64)
+    for i in range(2):
+        x, t = data(seed=i)
+        xi = (np.abs(x) * 40).astype(in_dtype)
+        step_both(fast, slow, xi, t.astype(np.uint8))
+        assert_same_state(fast, slow)
+        assert fast._train_pass is not None
+        assert fast.layers["Affine1"].x.dtype == np.float64
 
 
 def test_large_layers_threaded_kernels(n_threads):
