@@ -368,13 +368,30 @@ int fnn_netstep_two_threads_built(void)
     return FNN_NETSTEP_TWO_THREADS;
 }
 
+static double pass_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                          const fnn_softmax_args *sm, void *d_last, double *acc, int nt)
+{
+    forward_serial(ops, n_ops, N, dbl, blas, nt);
+    double loss = softmax(sm, N, dbl, d_last, nt);
+    backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, nt);
+    return loss;
+}
+
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
-                        int two_threads, int *schedule)
+                        int policy, int *schedule)
 {
     double loss;
+    *schedule = 1;
 #if FNN_NETSTEP_TWO_THREADS
-    if (two_threads && n_threads >= 2 && blas->set_threads != NULL && blas->get_threads != NULL) {
+    if (n_threads >= 2 && policy != FNN_PASS_N_THREADS && blas->set_threads != NULL
+            && blas->get_threads != NULL) {
+        if (policy == FNN_PASS_ONE_THREAD) {
+            blas_single_begin(blas);
+            loss = pass_serial(ops, n_ops, N, dbl, blas, sm, d_last, acc, 1);
+            blas_single_end(blas);
+            return loss;
+        }
         int *ready = (int *)calloc((size_t)n_ops, sizeof(int));
         if (ready != NULL) {
             blas_single_begin(blas);
@@ -385,10 +402,8 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
             return loss;
         }
     }
+#else
+    (void)policy;
 #endif
-    forward_serial(ops, n_ops, N, dbl, blas, n_threads);
-    loss = softmax(sm, N, dbl, d_last, n_threads);
-    backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, n_threads);
-    *schedule = 1;
-    return loss;
+    return pass_serial(ops, n_ops, N, dbl, blas, sm, d_last, acc, n_threads);
 }

@@ -70,13 +70,21 @@ typedef struct {
     double grad_scale;
 } fnn_softmax_args;
 
+/* How a pass at n_threads >= 2 uses them (at one thread every pass is serial):
+ *   FNN_PASS_TWO_THREADS  the two-thread schedule, where built and the BLAS thread functions are
+ *                         known (else serial at n_threads);
+ *   FNN_PASS_ONE_THREAD   serial on one thread, the BLAS set to one thread for the pass (ops too
+ *                         small for threads to pay: a threaded BLAS only adds its overhead);
+ *   FNN_PASS_N_THREADS    serial, kernels and BLAS at n_threads. */
+enum { FNN_PASS_N_THREADS = 0, FNN_PASS_ONE_THREAD = 1, FNN_PASS_TWO_THREADS = 2 };
+
 /* One training pass: every op's forward, the loss (returned; its gradient goes to d_last, N x C),
- * every op's backward. acc: scratch of (widest op) doubles. With two_threads, n_threads >= 2,
- * OpenMP and the BLAS thread functions, the two-thread schedule (*schedule = 2; see netstep.c),
- * else serial (*schedule = 1). Every op's arrays are as the plan set them; dout is filled in. */
+ * every op's backward. acc: scratch of (widest op) doubles. *schedule: the threads it ran on, 2
+ * for the two-thread schedule (see netstep.c), 1 for serial. Every op's arrays are as the plan
+ * set them; dout is filled in. */
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
-                        int two_threads, int *schedule);
+                        int policy, int *schedule);
 
 /* 1 if this build has the two-thread schedule (OpenMP and GCC/Clang atomics), else 0. */
 int fnn_netstep_two_threads_built(void);

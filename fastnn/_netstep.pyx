@@ -46,6 +46,10 @@ cdef extern from "netstep.h" nogil:
         FNN_OP_RELU
         FNN_OP_SIGMOID
         FNN_OP_DROPOUT
+    enum:
+        FNN_PASS_N_THREADS
+        FNN_PASS_ONE_THREAD
+        FNN_PASS_TWO_THREADS
     ctypedef void (*fnn_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *,
                                   float *, int *, float *, float *, int *)
     ctypedef void (*fnn_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *,
@@ -96,7 +100,7 @@ cdef extern from "netstep.h" nogil:
         double grad_scale
     double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                             const fnn_softmax_args *sm, void *d_last, double *acc,
-                            int n_threads, int two_threads, int *schedule)
+                            int n_threads, int policy, int *schedule)
     int fnn_netstep_two_threads_built()
 
 ctypedef fnn_op Op
@@ -114,6 +118,13 @@ cdef enum:
 # side; without them passes are serial).
 _TWO_THREADS_BUILT = bool(fnn_netstep_two_threads_built())
 TWO_THREAD_MIN_FLOPS_PER_OP = 2e6
+# Below that, when every GEMM is small too (flops, and weights that fit in L2), a pass at two or
+# more threads runs on one, the BLAS included: the BLAS's own threads cost more than they save on
+# such GEMMs (the digits network 64-100x3-10 at batch 100, two threads: 1.07-1.26x faster than
+# serial with a two-thread BLAS, as fast as at one thread). Larger GEMMs (a wide layer at a small
+# batch: bound by reading its weights) keep the BLAS's threads.
+ONE_THREAD_MAX_GEMM_FLOPS = 8e6
+ONE_THREAD_MAX_WEIGHTS = 262144
 
 cdef fnn_blas _BLAS
 _BLAS.sgemm = <fnn_sgemm_fn>sgemm
@@ -246,6 +257,7 @@ cdef class TrainPass:
     cdef int scores_buf, probs_buf
     cdef readonly int schedule  # threads of the last pass's schedule (1 or 2; 0: none yet)
     cdef readonly bint two_threads_pay  # enough work per op for the two-thread schedule
+    cdef readonly int policy    # how a pass at two or more threads uses them (FNN_PASS_*)
 
     def __cinit__(self):
         self.ops = NULL
@@ -408,12 +420,21 @@ cdef class TrainPass:
         # The two-thread schedule costs ~12 us to wake the second thread plus a few us per op
         # (barriers, waits): measured here, it pays from ~2 MFLOP of GEMM work per op (784-50-50
         # or the ch.6 network at batch 100: 1.2-1.4x faster; 64-100x3-10 at batch 100: slower).
-        gemm_flops = 0.0
+        gemm_flops, small_gemms = 0.0, True
         for i in range(self.n_ops):
             if self.ops[i].kind == OP_AFFINE:
                 gemm_flops += 2.0 * N * self.ops[i].d_in * self.ops[i].d_out * (
                     3 if self.ops[i].need_dx else 2)
+                small_gemms = small_gemms and (
+                    2.0 * N * self.ops[i].d_in * self.ops[i].d_out <= ONE_THREAD_MAX_GEMM_FLOPS
+                    and self.ops[i].d_in * self.ops[i].d_out <= ONE_THREAD_MAX_WEIGHTS)
         self.two_threads_pay = gemm_flops >= TWO_THREAD_MIN_FLOPS_PER_OP * self.n_ops
+        if self.two_threads_pay:
+            self.policy = FNN_PASS_TWO_THREADS
+        elif small_gemms:
+            self.policy = FNN_PASS_ONE_THREAD
+        else:
+            self.policy = FNN_PASS_N_THREADS
         self.d_last = np.empty((N, width), dtype=dt)
         self.acc = np.empty(max_width, dtype=np.float64)
         _lookup_blas_threads()
@@ -538,7 +559,7 @@ cdef class TrainPass:
         cdef double loss
         with nogil:
             loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, nt,
-                                    self.two_threads_pay, &schedule)
+                                    self.policy, &schedule)
         # the kernel returns NaN when its scratch allocation fails; finite scores cannot give a
         # NaN loss otherwise (infinite or NaN scores can, and then the pass is the layers')
         if loss != loss and np.isfinite(buffers[self.scores_buf]).all():

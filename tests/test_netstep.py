@@ -17,6 +17,7 @@ from fastnn.optimizer import Adam
 from fastnn.two_layer_net import TwoLayerNet
 
 IN, OUT = 20, 5
+N_THREADS, ONE_THREAD, TWO_THREADS = 0, 1, 2    # TrainPass.policy (FNN_PASS_* in netstep.h)
 
 NETS = {
     "two": lambda dt: TwoLayerNet(IN, 12, OUT, weight_init_std=0.3, dtype=dt),
@@ -302,9 +303,32 @@ def test_two_thread_schedule_only_where_it_pays(monkeypatch, n_threads):
         x, t = np.random.rand(100, inputs).astype(np.float32), np.random.randint(0, 10, 100)
         net.gradient(x, t)
     assert not small._train_pass.two_threads_pay and small._train_pass.schedule == 1
-    assert large._train_pass.two_threads_pay
+    assert small._train_pass.policy == ONE_THREAD     # small GEMMs: one thread, BLAS included
+    assert large._train_pass.two_threads_pay and large._train_pass.policy == TWO_THREADS
     if n_threads == 2 and _netstep.two_thread_schedule_available():
         assert large._train_pass.schedule == 2
+    wide = MultiLayerNetExtend(784, [2000], 10, use_dropout=True, dtype=np.float32)
+    x, t = np.random.rand(1, 784).astype(np.float32), np.random.randint(0, 10, 1)
+    wide.gradient(x, t)                                 # 1.6M weights, one sample
+    assert not wide._train_pass.two_threads_pay
+    assert wide._train_pass.policy == N_THREADS        # bound by its weights: the BLAS's threads
+
+
+@pytest.mark.parametrize("name", ["ext bn dropout", "mln sigmoid decay"])
+def test_one_thread_policy_equals_the_layer_path(monkeypatch, name, n_threads):
+    """Networks too small for threads: at any thread count the pass runs serially with the BLAS
+    on one thread, bitwise the layer path, and leaves the BLAS's thread count as it was."""
+    from threadpoolctl import threadpool_info
+    monkeypatch.setattr(_netstep, "TWO_THREAD_MIN_FLOPS_PER_OP", 2e6)
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    fast, slow = twins(name, np.float64)
+    opts = (Adam(lr=0.01), Adam(lr=0.01))
+    for i in range(3):
+        x, t = data(seed=i)
+        step_both(fast, slow, x, t, opts, exact=True)
+        assert_same_state(fast, slow, exact=True)
+    assert fast._train_pass.policy == ONE_THREAD and fast._train_pass.schedule == 1
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
 
 
 def test_non_contiguous_input(dtype):
@@ -352,12 +376,14 @@ def test_networks_pickle_and_copy_after_a_compiled_pass(how):
         np.testing.assert_array_equal(g1[k], g2[k], err_msg=k)
 
 
-def test_concurrent_passes_restore_the_blas_threads(n_threads):
+@pytest.mark.parametrize("min_flops", [0.0, 2e6], ids=["two-thread", "one-thread"])
+def test_concurrent_passes_restore_the_blas_threads(monkeypatch, n_threads, min_flops):
     """Passes of two networks from two Python threads at once (the GIL is released): the BLAS
-    thread count the two-thread schedule lowers is restored after both, and each network's
-    gradients are those of its layer path."""
+    thread count the two-thread schedule (or the one-thread policy) lowers is restored after
+    both, and each network's gradients are those of its layer path."""
     import threading
     from threadpoolctl import threadpool_info
+    monkeypatch.setattr(_netstep, "TWO_THREAD_MIN_FLOPS_PER_OP", min_flops)
 
     def blas_threads():
         return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
