@@ -1,4 +1,4 @@
-/* The training pass of a chain of layers (see netstep.h). */
+/* The training pass and the inference forward of a chain of layers (see netstep.h). */
 #include "netstep.h"
 #include "fnn_common.h"
 #include "activations.h"
@@ -375,6 +375,56 @@ static double pass_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fn
     double loss = softmax(sm, N, dbl, d_last, nt);
     backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, nt);
     return loss;
+}
+
+/* One op of the inference forward; the ops that behave as in training share forward_part. */
+static void infer_op(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas, int nt)
+{
+    const ptrdiff_t n = N * op->d_out;
+    switch (op->kind) {
+    case FNN_OP_BATCHNORM:
+        if (dbl)
+            fnn_batchnorm_forward_infer_f64(op->x, N, op->d_out, op->gamma, op->beta, op->rm_old,
+                                            op->rv_old, op->eps, op->y, nt);
+        else
+            fnn_batchnorm_forward_infer_f32(op->x, N, op->d_out, op->gamma, op->beta, op->rm_old,
+                                            op->rv_old, op->eps, op->y, nt);
+        break;
+    case FNN_OP_DROPOUT:                  /* the book's test-time x * (1 - ratio), in REAL */
+        if (op->x == op->y && op->scale == 1.0)
+            break;                        /* in place by 1 (the inverted mode): the identity */
+        if (dbl) {
+            const double *x = (const double *)op->x, s = op->scale;
+            double *y = (double *)op->y;
+            for (ptrdiff_t i = 0; i < n; i++) y[i] = x[i] * s;
+        } else {
+            const float *x = (const float *)op->x, s = (float)op->scale;
+            float *y = (float *)op->y;
+            for (ptrdiff_t i = 0; i < n; i++) y[i] = x[i] * s;
+        }
+        break;
+    default:
+        forward_part(op, N, dbl, blas, 0, 1, nt);
+    }
+}
+
+void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                       int n_threads, int policy)
+{
+#if FNN_NETSTEP_TWO_THREADS
+    if (n_threads >= 2 && policy == FNN_PASS_ONE_THREAD && blas->set_threads != NULL
+            && blas->get_threads != NULL) {
+        blas_single_begin(blas);
+        for (int i = 0; i < n_ops; i++)
+            infer_op(&ops[i], N, dbl, blas, 1);
+        blas_single_end(blas);
+        return;
+    }
+#else
+    (void)policy;
+#endif
+    for (int i = 0; i < n_ops; i++)
+        infer_op(&ops[i], N, dbl, blas, n_threads);
 }
 
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,

@@ -86,6 +86,14 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
                         const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
                         int policy, int *schedule);
 
+/* The inference forward (the layers' forward with train_flg=False): every op in order on one
+ * thread (its kernels may use n_threads). A BatchNormalization op normalises with rm_old and
+ * rv_old (float64 running statistics); a Dropout op scales x by `scale` into y (in place by
+ * 1: the identity, nothing to do). policy: FNN_PASS_ONE_THREAD sets the BLAS to one thread for the
+ * pass (as fnn_netstep_pass does), any other runs the kernels and the BLAS at n_threads. */
+void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                       int n_threads, int policy);
+
 /* 1 if this build has the two-thread schedule (OpenMP and GCC/Clang atomics), else 0. */
 int fnn_netstep_two_threads_built(void);
 #endif

@@ -101,6 +101,8 @@ cdef extern from "netstep.h" nogil:
     double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                             const fnn_softmax_args *sm, void *d_last, double *acc,
                             int n_threads, int policy, int *schedule)
+    void fnn_netstep_infer(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
+                           int n_threads, int policy)
     int fnn_netstep_two_threads_built()
 
 ctypedef fnn_op Op
@@ -211,6 +213,18 @@ cdef bint _valid_index_labels(object t, Py_ssize_t N, Py_ssize_t C):
 cdef inline Py_ssize_t _refs(list items, Py_ssize_t i):
     obj = items[i]
     return Py_REFCNT(obj)
+
+
+cdef int _serial_policy(const Op *ops, int n_ops, Py_ssize_t N):
+    """FNN_PASS_ONE_THREAD when every GEMM of the chain is small (see ONE_THREAD_MAX_*), else
+    FNN_PASS_N_THREADS."""
+    cdef int i
+    for i in range(n_ops):
+        if ops[i].kind == OP_AFFINE and (
+                2.0 * N * ops[i].d_in * ops[i].d_out > ONE_THREAD_MAX_GEMM_FLOPS
+                or ops[i].d_in * ops[i].d_out > ONE_THREAD_MAX_WEIGHTS):
+            return FNN_PASS_N_THREADS
+    return FNN_PASS_ONE_THREAD
 
 
 _LAYER_TYPES = None
@@ -420,21 +434,16 @@ cdef class TrainPass:
         # The two-thread schedule costs ~12 us to wake the second thread plus a few us per op
         # (barriers, waits): measured here, it pays from ~2 MFLOP of GEMM work per op (784-50-50
         # or the ch.6 network at batch 100: 1.2-1.4x faster; 64-100x3-10 at batch 100: slower).
-        gemm_flops, small_gemms = 0.0, True
+        gemm_flops = 0.0
         for i in range(self.n_ops):
             if self.ops[i].kind == OP_AFFINE:
                 gemm_flops += 2.0 * N * self.ops[i].d_in * self.ops[i].d_out * (
                     3 if self.ops[i].need_dx else 2)
-                small_gemms = small_gemms and (
-                    2.0 * N * self.ops[i].d_in * self.ops[i].d_out <= ONE_THREAD_MAX_GEMM_FLOPS
-                    and self.ops[i].d_in * self.ops[i].d_out <= ONE_THREAD_MAX_WEIGHTS)
         self.two_threads_pay = gemm_flops >= TWO_THREAD_MIN_FLOPS_PER_OP * self.n_ops
         if self.two_threads_pay:
             self.policy = FNN_PASS_TWO_THREADS
-        elif small_gemms:
-            self.policy = FNN_PASS_ONE_THREAD
         else:
-            self.policy = FNN_PASS_N_THREADS
+            self.policy = _serial_policy(self.ops, self.n_ops, N)
         self.d_last = np.empty((N, width), dtype=dt)
         self.acc = np.empty(max_width, dtype=np.float64)
         _lookup_blas_threads()
@@ -603,3 +612,249 @@ cdef class TrainPass:
         ll.y = buffers[self.probs_buf]
         ll._dx = None
         ll.loss = self.dtype.type(loss)
+
+
+cdef class InferPass:
+    """A network's inference forward (``predict`` with ``train_flg=False``) compiled for one layer
+    chain, one dtype and one batch shape: every layer's own forward -- the same kernels and GEMMs
+    with the same arguments, so bitwise the layer-by-layer results -- in one call without the
+    GIL instead of one Python call per layer.
+
+    :meth:`build` returns None unless the chain is made of exact fastnn ``Affine``,
+    ``BatchNormalization``, ``Relu``, ``Sigmoid`` and ``Dropout`` layers with contiguous
+    parameters of the network's dtype; :meth:`matches` tells whether the plan still describes
+    the network; :meth:`run` returns the scores and leaves the layers as their own forward would
+    (``x``, ``mask``, ``out``, ``input_shape``), or returns None before changing anything when a
+    BatchNormalization's running statistics are not contiguous arrays of the network's dtype (the
+    layers then promote as NumPy does).
+
+    Memory as in :class:`TrainPass`: the outputs the layers keep (an Affine's ``x``, a Sigmoid's
+    ``out``) and the returned scores are reused by the next run unless something else still
+    holds them; element-wise layers work in place on a buffer nothing keeps.
+    """
+    cdef Op *ops
+    cdef int n_ops
+    cdef Py_ssize_t N, K
+    cdef bint dbl
+    cdef object dtype
+    cdef int typenum
+    cdef list layers            # the layer objects, in order
+    cdef list keys              # and their keys (the network's predict flags layers by key)
+    cdef list expect            # per layer: the objects / values its attributes must still be
+    cdef list buffers           # forward output buffers (ndarrays)
+    cdef list keepers           # per buffer: the (layer, attribute) pairs that keep it
+    cdef list buf_shape
+    cdef list baseline          # reference counts of the buffers when only the plan held them
+    cdef list in_shape          # per layer: the shape of its input
+    cdef int out_buf            # the buffer of the scores
+    cdef readonly int policy    # how a run at two or more threads uses them (FNN_PASS_*)
+
+    def __cinit__(self):
+        self.ops = NULL
+        self.n_ops = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.ops)
+        self.ops = NULL
+
+    @staticmethod
+    def build(layers, x, dtype, test_mode):
+        """The plan for ``layers`` (an ordered mapping) and input ``x``, or None.
+
+        ``test_mode(key)`` tells whether the network's predict gives the layer under ``key``
+        ``train_flg=False``: a BatchNormalization or Dropout layer that it does not (its forward
+        then defaults to training mode) makes the plan None.
+        """
+        cdef InferPass p = InferPass.__new__(InferPass)
+        Affine, BatchNorm, Relu, Sigmoid, Dropout, _ = _layer_types()
+        for key, layer in layers.items():
+            if (type(layer) is BatchNorm or type(layer) is Dropout) and not test_mode(key):
+                return None
+        if not p._plan(layers, x, np.dtype(dtype)):
+            return None
+        p.keys = list(layers)
+        return p
+
+    cdef int _new_buffer(self, tuple shape):
+        self.buffers.append(np.empty(shape, dtype=self.dtype))
+        self.keepers.append([])
+        self.buf_shape.append(shape)
+        return len(self.buffers) - 1
+
+    cdef bint _plan(self, layers, x, dt) except -1:
+        Affine, BatchNorm, Relu, Sigmoid, Dropout, _ = _layer_types()
+        if dt != np.float32 and dt != np.float64:
+            return False
+        if type(x) is not np.ndarray or x.ndim != 2 or not _is_array(x, dt, x.shape):
+            return False
+        cdef Py_ssize_t N = x.shape[0], width = x.shape[1], M
+        if N == 0 or width == 0:
+            return False
+        self.N, self.K, self.dtype, self.dbl = N, width, dt, dt == np.float64
+        self.typenum = cnp.NPY_DOUBLE if self.dbl else cnp.NPY_FLOAT
+        self.layers = list(layers.values())
+        if not self.layers or len(set(map(id, self.layers))) != len(self.layers):
+            return False
+        self.n_ops = len(self.layers)
+        self.ops = <Op *>PyMem_Calloc(self.n_ops, sizeof(Op))
+        if self.ops == NULL:
+            raise MemoryError()
+        self.expect, self.in_shape = [], []
+        self.buffers, self.keepers, self.buf_shape = [], [], []
+        cdef int cur = -1           # buffer of the current activation (-1: the network input)
+        cdef int i
+        cdef Op *op
+        for i, layer in enumerate(self.layers):
+            op = &self.ops[i]
+            tp = type(layer)
+            op.in_buf = cur
+            op.d_in = op.d_out = width
+            self.in_shape.append((N, width))
+            if tp is Affine:
+                W, b = layer.W, layer.b
+                if type(W) is not np.ndarray or W.ndim != 2 or W.shape[0] != width:
+                    return False
+                M = W.shape[1]
+                if M == 0 or not _is_array(W, dt, (width, M)) or not _is_array(b, dt, (M,)):
+                    return False
+                op.kind, op.d_out = OP_AFFINE, M
+                op.W, op.b = _data(W), _data(b)
+                if cur >= 0:
+                    self.keepers[cur].append((layer, 'x'))     # the layer keeps its input
+                cur = self._new_buffer((N, M))
+                self.expect.append((W, b))
+            elif tp is BatchNorm:
+                g, be = layer.gamma, layer.beta
+                if not _is_array(g, dt, (width,)) or not _is_array(be, dt, (width,)):
+                    return False
+                op.kind = OP_BATCHNORM
+                op.gamma, op.beta = _data(g), _data(be)
+                op.eps = float(layer._eps)
+                cur = self._new_buffer((N, width))            # a new array: nothing keeps it
+                self.expect.append((g, be))
+            elif tp is Relu or tp is Sigmoid:
+                op.kind = OP_RELU if tp is Relu else OP_SIGMOID
+                self.expect.append(())
+                # in place when nothing keeps the input buffer
+                if cur < 0 or self.keepers[cur]:
+                    cur = self._new_buffer((N, width))
+                if tp is Sigmoid:
+                    self.keepers[cur].append((layer, 'out'))   # the layer keeps its output
+            elif tp is Dropout:
+                ratio, inverted = layer.dropout_ratio, layer.inverted
+                try:
+                    layer._threshold()
+                except ValueError:                   # the layer's forward raises it
+                    return False
+                if type(ratio) is not float or (inverted is not True and inverted is not False):
+                    return False                     # (a NumPy scalar ratio promotes otherwise)
+                op.kind = OP_DROPOUT
+                op.scale = 1.0 if inverted else 1.0 - ratio
+                self.expect.append((ratio, inverted))
+                # the inverted layer returns its input itself; the book's scales it into a new
+                # array (in place when nothing keeps the input buffer)
+                if not inverted and (cur < 0 or self.keepers[cur]):
+                    cur = self._new_buffer((N, width))
+            else:
+                return False
+            op.out_buf = cur
+            width = op.d_out
+        if cur < 0:
+            return False                # the scores would be the input array itself
+        self.out_buf = cur
+        self.policy = _serial_policy(self.ops, self.n_ops, N)
+        _lookup_blas_threads()
+        self.baseline = [_refs(self.buffers, i) for i in range(len(self.buffers))]
+        return True
+
+    def matches(self, layers, x):
+        """True if this plan still describes the network (same layer objects in the same order,
+        with the same parameters and flags) and ``x`` is an input of its dtype and shape."""
+        if type(x) is not np.ndarray:
+            return False
+        cdef cnp.ndarray xa = <cnp.ndarray>x
+        if (cnp.PyArray_TYPE(xa) != self.typenum or not cnp.PyArray_ISNOTSWAPPED(xa)
+                or xa.ndim != 2 or xa.shape[0] != self.N
+                or xa.shape[1] != self.K or not cnp.PyArray_IS_C_CONTIGUOUS(xa)
+                or not cnp.PyArray_ISALIGNED(xa) or len(layers) != self.n_ops):
+            return False
+        cdef int i = 0
+        cdef Op *op
+        for key, layer in layers.items():
+            if layer is not self.layers[i] or (key is not self.keys[i] and key != self.keys[i]):
+                return False
+            op = &self.ops[i]
+            e = self.expect[i]
+            if op.kind == OP_AFFINE:
+                W, b = layer.W, layer.b
+                if (W is not e[0] or b is not e[1] or _data(W) != op.W or _data(b) != op.b
+                        or cnp.PyArray_NDIM(<cnp.ndarray>W) != 2
+                        or cnp.PyArray_DIMS(<cnp.ndarray>W)[1] != op.d_out):
+                    return False
+            elif op.kind == OP_BATCHNORM:
+                g, be = layer.gamma, layer.beta
+                if (g is not e[0] or be is not e[1] or layer._eps != op.eps
+                        or _data(g) != op.gamma or _data(be) != op.beta):
+                    return False
+            elif op.kind == OP_DROPOUT:
+                if layer.dropout_ratio is not e[0] or layer.inverted is not e[1]:
+                    return False
+            i += 1
+        return True
+
+    def run(self, x):
+        """The scores for input ``x`` (as :meth:`matches` accepts), or None (see the class)."""
+        cdef int i, n_ops = self.n_ops, nt = get_num_threads()
+        cdef Op *op
+        cdef Py_ssize_t N = self.N
+        layers = self.layers
+        stats, masks = [], []            # alive until the pass has read / written them
+        for i in range(n_ops):           # checks first: nothing changes before they pass
+            op = &self.ops[i]
+            if op.kind == OP_BATCHNORM:
+                layer = layers[i]
+                rm, rv = layer.running_mean, layer.running_var
+                if not (_is_array(rm, self.dtype, (op.d_out,))
+                        and _is_array(rv, self.dtype, (op.d_out,))):
+                    return None
+                if not self.dbl:         # the kernel reads them in float64, as the layer's call
+                    rm, rv = rm.astype(np.float64), rv.astype(np.float64)
+                stats.append((rm, rv))
+                op.rm_old, op.rv_old = _data(rm), _data(rv)
+            elif op.kind == OP_RELU:     # the layer's mask is reused when it fits, as it does
+                mask = layers[i].mask
+                if not _is_array(mask, np.bool_, (N, op.d_out), True):
+                    mask = np.empty((N, op.d_out), dtype=np.bool_)
+                masks.append(mask)
+                op.mask = <uint8_t *>_data(mask)
+        for i in range(len(self.buffers)):   # outputs still held elsewhere are left to them
+            buf = self.buffers[i]
+            held = 0
+            for obj, attr in self.keepers[i]:
+                if getattr(obj, attr) is buf:
+                    held += 1
+            del buf
+            if _refs(self.buffers, i) > self.baseline[i] + held:
+                self.buffers[i] = np.empty(self.buf_shape[i], dtype=self.dtype)
+        buffers = self.buffers
+        for i in range(n_ops):
+            op = &self.ops[i]
+            op.x = _data(x) if op.in_buf < 0 else _data(buffers[op.in_buf])
+            op.y = _data(x) if op.out_buf < 0 else _data(buffers[op.out_buf])
+        with nogil:
+            fnn_netstep_infer(self.ops, n_ops, N, self.dbl, &_BLAS, nt, self.policy)
+        cdef int k = 0
+        for i in range(n_ops):               # the attributes each layer's forward leaves
+            op = &self.ops[i]
+            layer = layers[i]
+            if op.kind == OP_AFFINE:
+                layer.original_x_shape = self.in_shape[i]
+                layer.x = x if op.in_buf < 0 else buffers[op.in_buf]
+            elif op.kind == OP_BATCHNORM:
+                layer.input_shape = self.in_shape[i]
+            elif op.kind == OP_RELU:
+                layer.mask = masks[k]
+                k += 1
+            elif op.kind == OP_SIGMOID:
+                layer.out = buffers[op.out_buf]
+        return buffers[self.out_buf]

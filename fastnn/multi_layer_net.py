@@ -37,6 +37,8 @@ class _FlatNet:
     _train_pass = None           # the compiled training pass (fastnn._netstep.TrainPass)
     _direct_plan = None          # a pass whose gradients are the flat views themselves
     _plan_backoff = 0            # calls left before trying to build a plan again after a failure
+    _infer_passes = None         # compiled inference forwards by batch size (InferPass)
+    _infer_backoff = 0
 
     #: ``gradient()`` runs the whole forward and backward pass as one compiled call when the
     #: layers allow it (exact fastnn layer types with contiguous parameters of the network's
@@ -46,11 +48,17 @@ class _FlatNet:
     #: class or a network) to run the layers one by one.
     compiled_step = True
 
+    #: ``predict()`` in inference mode (so ``loss()`` and ``accuracy()`` too) runs the layers'
+    #: forward as one compiled call when they allow it, as ``gradient()`` does: the same numbers
+    #: and layer attributes as the layer-by-layer forward (bitwise). Set False to run the layers.
+    compiled_predict = True
+
     def __getstate__(self):
-        # the compiled pass holds C pointers into this network's arrays: it is never pickled or
-        # copied (a copy builds its own on its first gradient())
+        # the compiled passes hold C pointers into this network's arrays: they are never pickled
+        # or copied (a copy builds its own on its first gradient() or predict())
         state = self.__dict__.copy()
-        for key in ('_train_pass', '_direct_plan', '_direct_grads', '_plan_backoff'):
+        for key in ('_train_pass', '_direct_plan', '_direct_grads', '_plan_backoff',
+                    '_infer_passes', '_infer_backoff'):
             state.pop(key, None)
         return state
 
@@ -128,21 +136,52 @@ class _FlatNet:
     def _numerical_loss(self, x, t):
         return self.loss(x, t)
 
+    def _pass_input(self, x):
+        """x as the first Affine layer computes from it, for a compiled pass: e.g. the book's
+        float32 MNIST or uint8 images into a float64 network are promoted to a float64 copy,
+        non-contiguous input is copied. Inputs the pass cannot take are returned as they are."""
+        if type(x) is np.ndarray:
+            if x.dtype != self.dtype:
+                if (x.dtype.kind in 'fiu' and np.result_type(x.dtype, self.dtype) == self.dtype
+                        and type(next(iter(self.layers.values()), None)) is _layers.Affine):
+                    x = np.ascontiguousarray(x, dtype=self.dtype)
+            elif not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x)
+        return x
+
+    @staticmethod
+    def _test_mode(key):
+        """Whether predict() gives the layer under ``key`` train_flg=False (here: none)."""
+        return False
+
+    def _compiled_predict(self, x):
+        """Scores from one compiled inference forward, or None if the layers must run."""
+        x = self._pass_input(x)
+        if type(x) is not np.ndarray or x.ndim != 2:
+            return None
+        plans = self._infer_passes
+        if plans is None:
+            plans = self._infer_passes = {}
+        plan = plans.get(x.shape[0])
+        if plan is None or not plan.matches(self.layers, x):
+            if self._infer_backoff > 0:     # the last attempt failed: layer path for a while
+                self._infer_backoff -= 1
+                return None
+            plan = _netstep.InferPass.build(self.layers, x, self.dtype, self._test_mode)
+            if plan is None:
+                self._infer_backoff = 64
+                return None
+            if len(plans) >= 4:             # e.g. training batches and a whole evaluation set
+                plans.clear()
+            plans[x.shape[0]] = plan
+        return plan.run(x)
+
     def _compiled_gradient(self, x, t):
         """The grads from one compiled training pass, or None if the layer path must run."""
         if self.weight_decay_lambda != self._wired_lambda:
             self._wire()
         layers, loss_layer = self.layers, getattr(self, self._loss_layer_attr)
-        if type(x) is np.ndarray:
-            if x.dtype != self.dtype:
-                # e.g. the book's float32 MNIST or uint8 images into a float64 network: the first
-                # Affine layer computes in the promoted dtype from a converted copy; when that is
-                # the network's dtype, the pass starts from the same copy
-                if (x.dtype.kind in 'fiu' and np.result_type(x.dtype, self.dtype) == self.dtype
-                        and type(next(iter(layers.values()), None)) is _layers.Affine):
-                    x = np.ascontiguousarray(x, dtype=self.dtype)
-            elif not x.flags.c_contiguous:
-                x = np.ascontiguousarray(x)     # as the first Affine layer would copy it
+        x = self._pass_input(x)
         plan = self._train_pass
         if plan is None or not plan.matches(layers, loss_layer, x):
             if self._plan_backoff > 0:      # the last attempt failed: layer path for a while
@@ -206,6 +245,10 @@ class _FlatNet:
     def predict(self, x):
         """Scores (pre-softmax) of the network for input ``x``."""
         x = as_input(x, self.dtype)
+        if self.compiled_predict:
+            y = self._compiled_predict(x)
+            if y is not None:
+                return y
         for layer in self.layers.values():
             x = layer.forward(x)
         return x

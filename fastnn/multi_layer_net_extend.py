@@ -107,9 +107,17 @@ class MultiLayerNetExtend(_FlatNet):
                 yield 'gamma' + i, bn, 'dgamma', 'gamma' + i
                 yield 'beta' + i, bn, 'dbeta', 'beta' + i
 
+    @staticmethod
+    def _test_mode(key):
+        return "Dropout" in key or "BatchNorm" in key
+
     def predict(self, x, train_flg=False):
         """Scores; ``train_flg`` goes to layers whose *key* contains "Dropout" or "BatchNorm"."""
         x = as_input(x, self.dtype)
+        if not train_flg and self.compiled_predict:
+            y = self._compiled_predict(x)
+            if y is not None:
+                return y
         for key, layer in self.layers.items():
             if "Dropout" in key or "BatchNorm" in key:
                 x = layer.forward(x, train_flg)

@@ -49,7 +49,7 @@ def twins(name, dtype, seed=3):
     fast = NETS[name](dtype)
     np.random.seed(seed)
     slow = NETS[name](dtype)
-    slow.compiled_step = False
+    slow.compiled_step = slow.compiled_predict = False
     return fast, slow
 
 

@@ -1,0 +1,190 @@
+"""The compiled inference forward (fastnn._netstep.InferPass) against the layer-by-layer forward.
+
+Both run the same kernels and GEMMs with the same arguments in the same order, so predictions,
+losses, accuracies and the attributes the layers keep (``x``, ``mask``, ``out``, ``input_shape``)
+must be bitwise equal. The same network object is run both ways (``compiled_predict`` toggled),
+so parameters and running statistics are shared.
+"""
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from test_netstep import NETS, data, layer_state
+
+from fastnn import _netstep, layers as L
+from fastnn.multi_layer_net import MultiLayerNet
+from fastnn.multi_layer_net_extend import MultiLayerNetExtend
+from fastnn.optimizer import Adam
+
+
+def trained(name, dtype, steps=3, seed=3):
+    """A network after a few training steps (running statistics away from their start)."""
+    np.random.seed(seed)
+    net = NETS[name](dtype)
+    opt = Adam(lr=0.05)
+    for i in range(steps):
+        x, t = data(seed=20 + i, dtype=dtype)
+        opt.update(net.params, net.gradient(x, t))
+    return net
+
+
+def snapshot(net):
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v)
+            for k, v in layer_state(net).items()}
+
+
+def both_ways(net, call):
+    """call(net) by the layer path, then compiled: the results and the layer states after each."""
+    net.compiled_predict = False
+    slow = call(net)
+    slow = slow.copy() if isinstance(slow, np.ndarray) else slow
+    slow_state = snapshot(net)
+    net.compiled_predict = True
+    fast = call(net)
+    return slow, fast, slow_state, layer_state(net)
+
+
+def assert_same(slow, fast, slow_state, fast_state):
+    if isinstance(slow, np.ndarray):
+        assert isinstance(fast, np.ndarray) and fast.dtype == slow.dtype
+    np.testing.assert_array_equal(fast, slow)
+    assert fast_state.keys() == slow_state.keys()
+    for k, v in slow_state.items():
+        if isinstance(v, np.ndarray):
+            assert fast_state[k].dtype == v.dtype, k
+            np.testing.assert_array_equal(fast_state[k], v, err_msg=str(k))
+        else:
+            assert fast_state[k] == v or (fast_state[k] is None and v is None), k
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_predict_loss_accuracy_equal_to_layer_path(name, dtype, n_threads):
+    net = trained(name, dtype)
+    x, t = data(seed=9, dtype=dtype)
+    for call in (lambda n: n.predict(x), lambda n: n.loss(x, t), lambda n: n.accuracy(x, t)):
+        assert_same(*both_ways(net, call))
+    assert net._infer_passes and net._infer_passes[x.shape[0]] is not None
+
+
+def test_running_statistics_and_parameters_followed(dtype):
+    """Training replaces the running statistics with new arrays and updates the weights in
+    place: each prediction after a step is the layer path's."""
+    net = trained("ext bn dropout", dtype, steps=1)
+    opt = Adam(lr=0.05)
+    x, t = data(seed=9, dtype=dtype)
+    for i in range(3):
+        assert_same(*both_ways(net, lambda n: n.predict(x)))
+        xs, ts = data(seed=30 + i, dtype=dtype)
+        opt.update(net.params, net.gradient(xs, ts))
+    assert len(net._infer_passes) == 1
+
+
+def test_held_outputs_are_not_overwritten():
+    net = trained("ext bn dropout", np.float64)
+    x1, _ = data(seed=1)
+    x2, _ = data(seed=2)
+    y1 = net.predict(x1)
+    kept_x = net.layers["Affine2"].x
+    y1_copy, kept_copy = y1.copy(), kept_x.copy()
+    y2 = net.predict(x2)
+    np.testing.assert_array_equal(y1, y1_copy)
+    np.testing.assert_array_equal(kept_x, kept_copy)
+    assert not np.shares_memory(y1, y2)
+    net.compiled_predict = False
+    np.testing.assert_array_equal(net.predict(x2), y2)
+
+
+def test_batch_sizes_alternate_without_rebuilding():
+    """Training batches and a whole evaluation set: one plan per batch size."""
+    net = trained("ext bn dropout", np.float32)
+    xa, _ = data(n=16, seed=1, dtype=np.float32)
+    xb, _ = data(n=7, seed=2, dtype=np.float32)
+    plans = []
+    for _ in range(2):
+        for x in (xa, xb):
+            assert_same(*both_ways(net, lambda n: n.predict(x)))
+            plans.append(net._infer_passes[x.shape[0]])
+    assert plans[0] is plans[2] and plans[1] is plans[3]
+
+
+@pytest.mark.parametrize("inverted", [False, True])
+def test_dropout_ratio_and_mode_changes_are_followed(inverted):
+    net = trained("ext bn dropout", np.float64)
+    x, _ = data(seed=5)
+    net.predict(x)
+    for layer in net.layers.values():
+        if isinstance(layer, L.Dropout):
+            layer.dropout_ratio = 0.4
+            layer.inverted = inverted
+    assert_same(*both_ways(net, lambda n: n.predict(x)))
+
+
+def test_batchnorm_eps_and_gamma_changes_are_followed():
+    net = trained("ext bn", np.float64)
+    x, _ = data(seed=5)
+    net.predict(x)
+    net.layers["BatchNorm1"]._eps = 1e-3
+    assert_same(*both_ways(net, lambda n: n.predict(x)))
+    net.layers["BatchNorm2"].gamma = net.layers["BatchNorm2"].gamma * 2   # a new array
+    assert_same(*both_ways(net, lambda n: n.predict(x)))
+
+
+@pytest.mark.parametrize("in_dtype", [np.uint8, np.float32])
+def test_input_promoted_to_a_float64_network(in_dtype):
+    net = trained("ext bn dropout", np.float64)
+    x, t = data(seed=5)
+    xi = (np.abs(x) * 40).astype(in_dtype)
+    assert_same(*both_ways(net, lambda n: n.predict(xi)))
+    assert net.layers["Affine1"].x.dtype == np.float64
+
+
+def test_running_statistics_of_another_dtype_use_the_layers():
+    """float64 running statistics in a float32 network make the layer compute in float64 (NumPy
+    promotion, as the book's code would): the compiled forward leaves that to the layers."""
+    net = trained("ext bn", np.float32)
+    bn = net.layers["BatchNorm1"]
+    bn.running_mean = bn.running_mean.astype(np.float64)
+    bn.running_var = bn.running_var.astype(np.float64)
+    x, _ = data(seed=5, dtype=np.float32)
+    slow, fast, s1, s2 = both_ways(net, lambda n: n.predict(x))
+    assert fast.dtype == np.float64
+    assert_same(slow, fast, s1, s2)
+
+
+def test_train_mode_layers_are_left_to_the_layers():
+    """A BatchNormalization or Dropout layer that predict() does not give train_flg=False runs in
+    training mode in the layer path (the book's default): no compiled plan for such a chain."""
+    np.random.seed(0)
+    net = MultiLayerNet(20, [12], 5)
+    net.layers["Extra"] = L.Dropout(0.3)        # MultiLayerNet.predict passes no flag
+    x, _ = data()
+    np.random.seed(1)
+    net.compiled_predict = False
+    slow = net.predict(x).copy()
+    np.random.seed(1)
+    net.compiled_predict = True
+    np.testing.assert_array_equal(net.predict(x), slow)
+    assert not net._infer_passes
+
+    ext = MultiLayerNetExtend(20, [12], 5, use_dropout=True)
+    ext.layers["Renamed"] = ext.layers.pop("Dropout1")    # key without "Dropout": training mode
+    ext.layers.move_to_end("Renamed", last=False)
+    assert _netstep.InferPass.build(ext.layers, x, np.float64, ext._test_mode) is None
+
+
+def test_bad_input_raises_as_the_layers_do():
+    net = trained("mln relu", np.float64)
+    with pytest.raises(ValueError):
+        net.predict(np.ones((4, 7)))
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_networks_pickle_and_copy_after_a_compiled_predict(how):
+    net = trained("ext bn dropout", np.float64)
+    x, _ = data(seed=5)
+    y = net.predict(x).copy()
+    other = pickle.loads(pickle.dumps(net)) if how == "pickle" else copy.deepcopy(net)
+    assert other._infer_passes is None
+    np.testing.assert_array_equal(other.predict(x), y)
+    np.testing.assert_array_equal(net.predict(x), y)
