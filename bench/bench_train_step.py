@@ -14,6 +14,11 @@ float32 and float64, at 1 and 2 threads. Implementations:
 
 The "floor x" column is fastnn / (floor-dx1): the target is <= 1.3.
 
+A second case times one evaluation, ``loss(x, t)`` in inference mode (what the book's Trainer
+calls after every step): the book's code, fastnn (one compiled forward), "fastnn layers" (the
+same network calling its layers one by one, ``compiled_predict = False``) and PyTorch
+(``eval()`` forward and CrossEntropyLoss under ``no_grad``).
+
 Each timed round runs one implementation's steps back to back for at least 30 ms (a short
 stretch of training, as a training loop runs them) after the other implementations' rounds;
 the medians are over rounds.
@@ -58,7 +63,7 @@ def _fastnn_step(dtype):
     return step
 
 
-def _reference_step(dtype):
+def _reference_net(dtype):
     np.random.seed(0)
     net = RefNet(SIZES[0], SIZES[1:-1], SIZES[-1], use_batchnorm=True, use_dropout=True,
                  dropout_ration=DROPOUT)
@@ -72,6 +77,11 @@ def _reference_step(dtype):
         if i < len(SIZES) - 1:
             bn = net.layers['BatchNorm%d' % i]
             bn.gamma, bn.beta = net.params['gamma%d' % i], net.params['beta%d' % i]
+    return net
+
+
+def _reference_step(dtype):
+    net = _reference_net(dtype)
     opt = RefAdam(lr=0.001)
     x, t = _data(dtype)
 
@@ -100,7 +110,45 @@ def _torch_step(torch, dtype):
         loss = loss_fn(model(tx), tt)
         loss.backward()
         opt.step()
+    step.parts = (model, loss_fn, tx, tt)
     return step
+
+
+def _trained(net, opt, dtype):
+    """A few steps first: running statistics away from their start, as in an evaluation."""
+    x, t = _data(dtype)
+    for _ in range(3):
+        opt.update(net.params, net.gradient(x, t))
+    return net
+
+
+def _fastnn_eval(dtype, compiled):
+    np.random.seed(0)
+    net = MultiLayerNetExtend(SIZES[0], SIZES[1:-1], SIZES[-1], use_batchnorm=True,
+                              use_dropout=True, dropout_ration=DROPOUT, dtype=dtype)
+    net = _trained(net, Adam(lr=0.001), dtype)
+    net.compiled_predict = compiled
+    x, t = _data(dtype)
+    return lambda: net.loss(x, t)
+
+
+def _reference_eval(dtype):
+    net = _trained(_reference_net(dtype), RefAdam(lr=0.001), dtype)
+    x, t = _data(dtype)
+    return lambda: net.loss(x, t)
+
+
+def _torch_eval(torch, dtype):
+    step = _torch_step(torch, dtype)
+    for _ in range(3):
+        step()
+    model, loss_fn, tx, tt = step.parts
+    model.eval()
+
+    def run():
+        with torch.no_grad():
+            return loss_fn(model(tx), tt)
+    return run
 
 
 def _gemm_floor(dtype, skip_dx1):
@@ -131,6 +179,12 @@ def make_cases(args):
                  "floor-dx1": _gemm_floor(dtype, True)}
         cases.append(harness.Case(kernel="train step %s" % np.dtype(dtype).name,
                                   size="784-100x6-10 b100", impls=impls, min_round=0.03))
+    for dtype in (np.float32, np.float64):
+        impls = {"reference": _reference_eval(dtype), "fastnn": _fastnn_eval(dtype, True),
+                 "fastnn layers": _fastnn_eval(dtype, False),
+                 "torch": _torch_eval(torch, dtype) if torch is not None else None}
+        cases.append(harness.Case(kernel="eval loss %s" % np.dtype(dtype).name,
+                                  size="784-100x6-10 b100", impls=impls, min_round=0.03))
     return cases
 
 
@@ -140,6 +194,8 @@ def _report(rows):
                                                     "floor ms", "floor-dx1 ms", "floor x"))
     for r in rows:
         ms = r["ms"]
+        if "floor-dx1" not in ms:
+            continue
         fl = ms.get("floor-dx1")
         r["step_over_floor"] = ms["fastnn"] / fl if fl else None
         print("%-20s %3d %10s %10s %10.3f %12.3f %8.2fx" % (
