@@ -240,7 +240,112 @@ def _layer_types():
     return _LAYER_TYPES
 
 
-cdef class TrainPass:
+cdef class _ChainPlan:
+    """What the compiled passes share: one C op per layer of the chain, the checks of the input
+    and of the Affine layers' parameters, and the forward output buffers with their reuse by
+    reference count."""
+    cdef Op *ops
+    cdef int n_ops
+    cdef Py_ssize_t N, K
+    cdef bint dbl
+    cdef object dtype
+    cdef int typenum
+    cdef list layers            # the layer objects, in order
+    cdef list expect            # per layer: the objects its attributes must still be
+    cdef list buffers           # forward output buffers (ndarrays)
+    cdef list keepers           # per buffer: the (layer, attribute) pairs that keep it
+    cdef list buf_shape
+    cdef list baseline          # reference counts of the buffers when only the plan held them
+    cdef list in_shape          # per layer: the shape of its input
+    cdef readonly int policy    # how a pass at two or more threads uses them (FNN_PASS_*)
+
+    def __cinit__(self):
+        self.ops = NULL
+        self.n_ops = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.ops)
+        self.ops = NULL
+
+    cdef bint _start(self, layers, x, object dt) except -1:
+        """Checks the input (a C-contiguous, non-empty (N, K) array of dtype dt) and the chain
+        (distinct layer objects), and allocates one op per layer."""
+        if dt != np.float32 and dt != np.float64:
+            return False
+        if type(x) is not np.ndarray or x.ndim != 2 or not _is_array(x, dt, x.shape):
+            return False
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            return False
+        self.N, self.K, self.dtype, self.dbl = x.shape[0], x.shape[1], dt, dt == np.float64
+        self.typenum = cnp.NPY_DOUBLE if self.dbl else cnp.NPY_FLOAT
+        self.layers = list(layers.values())
+        if not self.layers or len(set(map(id, self.layers))) != len(self.layers):
+            return False            # a layer object used twice keeps one state: layer path
+        self.n_ops = len(self.layers)
+        self.ops = <Op *>PyMem_Calloc(self.n_ops, sizeof(Op))
+        if self.ops == NULL:
+            raise MemoryError()
+        self.expect, self.in_shape = [], []
+        self.buffers, self.keepers, self.buf_shape = [], [], []
+        return True
+
+    cdef int _new_buffer(self, tuple shape):
+        self.buffers.append(np.empty(shape, dtype=self.dtype))
+        self.keepers.append([])
+        self.buf_shape.append(shape)
+        return len(self.buffers) - 1
+
+    cdef bint _affine_params(self, Op *op, layer, Py_ssize_t width) except -1:
+        """An Affine layer's W (width, M) and b (M,), contiguous, of the plan's dtype: sets
+        op.kind, op.d_out, op.W and op.b."""
+        W, b = layer.W, layer.b
+        if type(W) is not np.ndarray or W.ndim != 2 or W.shape[0] != width:
+            return False
+        cdef Py_ssize_t M = W.shape[1]
+        if M == 0 or not _is_array(W, self.dtype, (width, M)) or not _is_array(b, self.dtype, (M,)):
+            return False
+        op.kind, op.d_out = OP_AFFINE, M
+        op.W, op.b = _data(W), _data(b)
+        return True
+
+    cdef void _finish(self):
+        _lookup_blas_threads()
+        self.baseline = [_refs(self.buffers, i) for i in range(len(self.buffers))]
+
+    cdef bint _input_matches(self, x, layers):
+        """x is an input of the planned dtype and shape, and there are as many layers."""
+        if type(x) is not np.ndarray:
+            return False
+        cdef cnp.ndarray xa = <cnp.ndarray>x
+        return (cnp.PyArray_TYPE(xa) == self.typenum and cnp.PyArray_ISNOTSWAPPED(xa)
+                and xa.ndim == 2 and xa.shape[0] == self.N and xa.shape[1] == self.K
+                and cnp.PyArray_IS_C_CONTIGUOUS(xa) and cnp.PyArray_ISALIGNED(xa)
+                and len(layers) == self.n_ops)
+
+    @staticmethod
+    cdef bint _affine_matches(const Op *op, layer, e):
+        """The Affine layer still has the W and b (objects and memory) the plan read."""
+        W, b = layer.W, layer.b
+        return (W is e[0] and b is e[1] and _data(W) == op.W and _data(b) == op.b
+                and cnp.PyArray_NDIM(<cnp.ndarray>W) == 2
+                and cnp.PyArray_DIMS(<cnp.ndarray>W)[1] == op.d_out)
+
+    cdef _release_held(self):
+        """Outputs referenced by anything but the plan and the layer attributes that keep them
+        (e.g. a user holds an earlier layer.x, or the scores) are left to their holders, as the
+        layers' own outputs are: the next pass writes new buffers instead."""
+        for i in range(len(self.buffers)):
+            buf = self.buffers[i]
+            held = 0
+            for obj, attr in self.keepers[i]:
+                if getattr(obj, attr) is buf:
+                    held += 1
+            del buf
+            if _refs(self.buffers, i) > self.baseline[i] + held:
+                self.buffers[i] = np.empty(self.buf_shape[i], dtype=self.dtype)
+
+
+cdef class TrainPass(_ChainPlan):
     """A network's training pass (forward, softmax cross-entropy, backward) compiled for one
     layer chain, one dtype and one batch shape.
 
@@ -251,35 +356,14 @@ cdef class TrainPass:
     state arrays); :meth:`run` does one pass and leaves the layers as their own forward and
     backward would.
     """
-    cdef Op *ops
-    cdef int n_ops
-    cdef Py_ssize_t N, K, C
-    cdef bint dbl
-    cdef object dtype
-    cdef int typenum
-    cdef list layers            # the layer objects, in order
-    cdef list expect            # per layer: the objects its attributes must still be
+    cdef Py_ssize_t C
     cdef object loss_layer
-    cdef list buffers           # forward output buffers (ndarrays)
-    cdef list keepers           # per buffer: the (layer, attribute) pairs that keep it
-    cdef list buf_shape
-    cdef list baseline          # reference counts of the buffers when only the plan held them
     cdef list extra             # per layer: a BatchNormalization's dgamma, dbeta and statistics
-    cdef list in_shape          # per layer: the shape of its input
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
     cdef list dxs               # per op: its private input-gradient buffer (or None)
     cdef int scores_buf, probs_buf
     cdef readonly int schedule  # threads of the last pass's schedule (1 or 2; 0: none yet)
     cdef readonly bint two_threads_pay  # enough work per op for the two-thread schedule
-    cdef readonly int policy    # how a pass at two or more threads uses them (FNN_PASS_*)
-
-    def __cinit__(self):
-        self.ops = NULL
-        self.n_ops = 0
-
-    def __dealloc__(self):
-        PyMem_Free(self.ops)
-        self.ops = NULL
 
     @staticmethod
     def build(layers, loss_layer, x, dtype, grad_views=None):
@@ -294,34 +378,14 @@ cdef class TrainPass:
             return None
         return p
 
-    cdef int _new_buffer(self, tuple shape):
-        self.buffers.append(np.empty(shape, dtype=self.dtype))
-        self.keepers.append([])
-        self.buf_shape.append(shape)
-        return len(self.buffers) - 1
-
     cdef bint _plan(self, layers, loss_layer, x, object dt, dict grad_views) except -1:
         Affine, BatchNorm, Relu, Sigmoid, Dropout, SoftmaxWithLoss = _layer_types()
-        if type(loss_layer) is not SoftmaxWithLoss or dt not in (np.float32, np.float64):
+        if type(loss_layer) is not SoftmaxWithLoss or not self._start(layers, x, dt):
             return False
-        if type(x) is not np.ndarray or x.ndim != 2 or not _is_array(x, dt, x.shape):
-            return False
-        cdef Py_ssize_t N = x.shape[0], width = x.shape[1], M, D, max_width = width
-        if N == 0 or width == 0:
-            return False
-        self.N, self.K, self.dtype, self.dbl = N, width, dt, dt == np.float64
-        self.typenum = cnp.NPY_DOUBLE if self.dbl else cnp.NPY_FLOAT
+        cdef Py_ssize_t N = self.N, width = self.K, M, D, max_width = width
         self.loss_layer = loss_layer
-        self.layers = list(layers.values())
-        if not self.layers or len(set(map(id, self.layers))) != len(self.layers):
-            return False            # a layer object used twice keeps one state: layer path
-        self.n_ops = len(self.layers)
-        self.ops = <Op *>PyMem_Calloc(self.n_ops, sizeof(Op))
-        if self.ops == NULL:
-            raise MemoryError()
-        self.expect, self.extra, self.in_shape = [], [], []
+        self.extra = []
         self.dxs = [None] * self.n_ops
-        self.buffers, self.keepers, self.buf_shape = [], [], []
         cdef int cur = -1           # buffer of the current activation (-1: the network input)
         cdef int i
         cdef Op *op
@@ -332,26 +396,25 @@ cdef class TrainPass:
             op.d_in = width
             self.in_shape.append((N, width))
             if tp is Affine:
-                W, b, gb, need_dx = layer.W, layer.b, layer.grad_buffers, layer.need_dx
-                if type(W) is not np.ndarray or W.ndim != 2 or W.shape[0] != width:
+                gb, need_dx = layer.grad_buffers, layer.need_dx
+                if not self._affine_params(op, layer, width):
                     return False
-                M = W.shape[1]
-                if (M == 0 or not _is_array(W, dt, (width, M)) or not _is_array(b, dt, (M,))
-                        or type(gb) is not tuple or len(gb) != 2
+                M = op.d_out
+                if (type(gb) is not tuple or len(gb) != 2
                         or not _is_array(gb[0], dt, (width, M), True)
                         or not _is_array(gb[1], dt, (M,), True)
                         or (need_dx is not True and need_dx is not False)
                         or (not need_dx and i > 0)):     # the layer path fails there: let it
                     return False
-                op.kind, op.d_out, op.need_dx = OP_AFFINE, M, need_dx
+                op.need_dx = need_dx
                 if need_dx:
                     self.dxs[i] = np.empty((N, width), dtype=dt)
                     op.dx = _data(self.dxs[i])
-                op.W, op.b, op.dW, op.db = _data(W), _data(b), _data(gb[0]), _data(gb[1])
+                op.dW, op.db = _data(gb[0]), _data(gb[1])
                 if cur >= 0:
                     self.keepers[cur].append((layer, 'x'))     # the layer keeps its input
                 cur = self._new_buffer((N, M))
-                self.expect.append((W, b, gb, need_dx))
+                self.expect.append((layer.W, layer.b, gb, need_dx))
                 self.extra.append(None)
             elif tp is BatchNorm:
                 D = width
@@ -446,21 +509,14 @@ cdef class TrainPass:
             self.policy = _serial_policy(self.ops, self.n_ops, N)
         self.d_last = np.empty((N, width), dtype=dt)
         self.acc = np.empty(max_width, dtype=np.float64)
-        _lookup_blas_threads()
-        self.baseline = [_refs(self.buffers, i) for i in range(len(self.buffers))]
+        self._finish()
         return True
 
     def matches(self, layers, loss_layer, x):
         """True if this plan still describes the network: same loss layer and layer objects in
         the same order, each with the parameters, flags and state arrays the plan read, and an
         input of the planned dtype and shape."""
-        if loss_layer is not self.loss_layer or type(x) is not np.ndarray:
-            return False
-        cdef cnp.ndarray xa = <cnp.ndarray>x
-        if (cnp.PyArray_TYPE(xa) != self.typenum or not cnp.PyArray_ISNOTSWAPPED(xa)
-                or xa.ndim != 2 or xa.shape[0] != self.N
-                or xa.shape[1] != self.K or not cnp.PyArray_IS_C_CONTIGUOUS(xa)
-                or not cnp.PyArray_ISALIGNED(xa) or len(layers) != self.n_ops):
+        if loss_layer is not self.loss_layer or not self._input_matches(x, layers):
             return False
         cdef int i = 0
         cdef Op *op
@@ -470,11 +526,8 @@ cdef class TrainPass:
             op = &self.ops[i]
             e = self.expect[i]
             if op.kind == OP_AFFINE:
-                W, b = layer.W, layer.b
-                if (W is not e[0] or b is not e[1] or layer.grad_buffers is not e[2]
-                        or layer.need_dx is not e[3] or _data(W) != op.W or _data(b) != op.b
-                        or cnp.PyArray_NDIM(<cnp.ndarray>W) != 2
-                        or cnp.PyArray_DIMS(<cnp.ndarray>W)[1] != op.d_out):
+                if (not _ChainPlan._affine_matches(op, layer, e)
+                        or layer.grad_buffers is not e[2] or layer.need_dx is not e[3]):
                     return False
             elif op.kind == OP_BATCHNORM:
                 g, be = layer.gamma, layer.beta
@@ -515,20 +568,7 @@ cdef class TrainPass:
             if onehot is not None and compute_dtype(self.dtype, t_arr) != self.dtype:
                 return None
         cdef double grad_scale = 1.0 / (t_arr.shape[0] if t_arr.ndim > 0 else 1)
-        # a kept output referenced by anything but the plan and the layer attributes that keep
-        # it (e.g. a user holds an earlier layer.x) is left to that holder, as the layers' own
-        # outputs are: this pass writes a new buffer
-        for i in range(len(self.buffers)):
-            keep = self.keepers[i]
-            if keep:
-                buf = self.buffers[i]
-                held = 0
-                for obj, attr in keep:
-                    if getattr(obj, attr) is buf:
-                        held += 1
-                del buf
-                if _refs(self.buffers, i) > self.baseline[i] + held:
-                    self.buffers[i] = np.empty(self.buf_shape[i], dtype=self.dtype)
+        self._release_held()
         buffers = self.buffers
         layers = self.layers
         old_stats = []
@@ -614,7 +654,7 @@ cdef class TrainPass:
         ll.loss = self.dtype.type(loss)
 
 
-cdef class InferPass:
+cdef class InferPass(_ChainPlan):
     """A network's inference forward (``predict`` with ``train_flg=False``) compiled for one layer
     chain, one dtype and one batch shape: every layer's own forward -- the same kernels and GEMMs
     with the same arguments, so bitwise the layer-by-layer results -- in one call without the
@@ -632,30 +672,8 @@ cdef class InferPass:
     ``out``) and the returned scores are reused by the next run unless something else still
     holds them; element-wise layers work in place on a buffer nothing keeps.
     """
-    cdef Op *ops
-    cdef int n_ops
-    cdef Py_ssize_t N, K
-    cdef bint dbl
-    cdef object dtype
-    cdef int typenum
-    cdef list layers            # the layer objects, in order
-    cdef list keys              # and their keys (the network's predict flags layers by key)
-    cdef list expect            # per layer: the objects / values its attributes must still be
-    cdef list buffers           # forward output buffers (ndarrays)
-    cdef list keepers           # per buffer: the (layer, attribute) pairs that keep it
-    cdef list buf_shape
-    cdef list baseline          # reference counts of the buffers when only the plan held them
-    cdef list in_shape          # per layer: the shape of its input
+    cdef list keys              # the layers' keys (the network's predict flags layers by key)
     cdef int out_buf            # the buffer of the scores
-    cdef readonly int policy    # how a run at two or more threads uses them (FNN_PASS_*)
-
-    def __cinit__(self):
-        self.ops = NULL
-        self.n_ops = 0
-
-    def __dealloc__(self):
-        PyMem_Free(self.ops)
-        self.ops = NULL
 
     @staticmethod
     def build(layers, x, dtype, test_mode):
@@ -675,32 +693,11 @@ cdef class InferPass:
         p.keys = list(layers)
         return p
 
-    cdef int _new_buffer(self, tuple shape):
-        self.buffers.append(np.empty(shape, dtype=self.dtype))
-        self.keepers.append([])
-        self.buf_shape.append(shape)
-        return len(self.buffers) - 1
-
     cdef bint _plan(self, layers, x, dt) except -1:
         Affine, BatchNorm, Relu, Sigmoid, Dropout, _ = _layer_types()
-        if dt != np.float32 and dt != np.float64:
+        if not self._start(layers, x, dt):
             return False
-        if type(x) is not np.ndarray or x.ndim != 2 or not _is_array(x, dt, x.shape):
-            return False
-        cdef Py_ssize_t N = x.shape[0], width = x.shape[1], M
-        if N == 0 or width == 0:
-            return False
-        self.N, self.K, self.dtype, self.dbl = N, width, dt, dt == np.float64
-        self.typenum = cnp.NPY_DOUBLE if self.dbl else cnp.NPY_FLOAT
-        self.layers = list(layers.values())
-        if not self.layers or len(set(map(id, self.layers))) != len(self.layers):
-            return False
-        self.n_ops = len(self.layers)
-        self.ops = <Op *>PyMem_Calloc(self.n_ops, sizeof(Op))
-        if self.ops == NULL:
-            raise MemoryError()
-        self.expect, self.in_shape = [], []
-        self.buffers, self.keepers, self.buf_shape = [], [], []
+        cdef Py_ssize_t N = self.N, width = self.K
         cdef int cur = -1           # buffer of the current activation (-1: the network input)
         cdef int i
         cdef Op *op
@@ -711,18 +708,12 @@ cdef class InferPass:
             op.d_in = op.d_out = width
             self.in_shape.append((N, width))
             if tp is Affine:
-                W, b = layer.W, layer.b
-                if type(W) is not np.ndarray or W.ndim != 2 or W.shape[0] != width:
+                if not self._affine_params(op, layer, width):
                     return False
-                M = W.shape[1]
-                if M == 0 or not _is_array(W, dt, (width, M)) or not _is_array(b, dt, (M,)):
-                    return False
-                op.kind, op.d_out = OP_AFFINE, M
-                op.W, op.b = _data(W), _data(b)
                 if cur >= 0:
                     self.keepers[cur].append((layer, 'x'))     # the layer keeps its input
-                cur = self._new_buffer((N, M))
-                self.expect.append((W, b))
+                cur = self._new_buffer((N, op.d_out))
+                self.expect.append((layer.W, layer.b))
             elif tp is BatchNorm:
                 g, be = layer.gamma, layer.beta
                 if not _is_array(g, dt, (width,)) or not _is_array(be, dt, (width,)):
@@ -763,20 +754,13 @@ cdef class InferPass:
             return False                # the scores would be the input array itself
         self.out_buf = cur
         self.policy = _serial_policy(self.ops, self.n_ops, N)
-        _lookup_blas_threads()
-        self.baseline = [_refs(self.buffers, i) for i in range(len(self.buffers))]
+        self._finish()
         return True
 
     def matches(self, layers, x):
         """True if this plan still describes the network (same layer objects in the same order,
         with the same parameters and flags) and ``x`` is an input of its dtype and shape."""
-        if type(x) is not np.ndarray:
-            return False
-        cdef cnp.ndarray xa = <cnp.ndarray>x
-        if (cnp.PyArray_TYPE(xa) != self.typenum or not cnp.PyArray_ISNOTSWAPPED(xa)
-                or xa.ndim != 2 or xa.shape[0] != self.N
-                or xa.shape[1] != self.K or not cnp.PyArray_IS_C_CONTIGUOUS(xa)
-                or not cnp.PyArray_ISALIGNED(xa) or len(layers) != self.n_ops):
+        if not self._input_matches(x, layers):
             return False
         cdef int i = 0
         cdef Op *op
@@ -786,10 +770,7 @@ cdef class InferPass:
             op = &self.ops[i]
             e = self.expect[i]
             if op.kind == OP_AFFINE:
-                W, b = layer.W, layer.b
-                if (W is not e[0] or b is not e[1] or _data(W) != op.W or _data(b) != op.b
-                        or cnp.PyArray_NDIM(<cnp.ndarray>W) != 2
-                        or cnp.PyArray_DIMS(<cnp.ndarray>W)[1] != op.d_out):
+                if not _ChainPlan._affine_matches(op, layer, e):
                     return False
             elif op.kind == OP_BATCHNORM:
                 g, be = layer.gamma, layer.beta
@@ -827,15 +808,7 @@ cdef class InferPass:
                     mask = np.empty((N, op.d_out), dtype=np.bool_)
                 masks.append(mask)
                 op.mask = <uint8_t *>_data(mask)
-        for i in range(len(self.buffers)):   # outputs still held elsewhere are left to them
-            buf = self.buffers[i]
-            held = 0
-            for obj, attr in self.keepers[i]:
-                if getattr(obj, attr) is buf:
-                    held += 1
-            del buf
-            if _refs(self.buffers, i) > self.baseline[i] + held:
-                self.buffers[i] = np.empty(self.buf_shape[i], dtype=self.dtype)
+        self._release_held()
         buffers = self.buffers
         for i in range(n_ops):
             op = &self.ops[i]
