@@ -188,3 +188,33 @@ def test_networks_pickle_and_copy_after_a_compiled_predict(how):
     assert other._infer_passes is None
     np.testing.assert_array_equal(other.predict(x), y)
     np.testing.assert_array_equal(net.predict(x), y)
+
+
+def test_trainer_pattern_equal_to_layer_path():
+    """The book's Trainer: a step, loss() on the batch, and now and then accuracy() on a larger
+    set; the compiled passes against the same run layer by layer (one thread: bitwise)."""
+    import fastnn
+    old = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)
+    try:
+        nets = []
+        for compiled in (True, False):
+            np.random.seed(3)
+            net = NETS["ext bn dropout"](np.float64)
+            net.compiled_step = net.compiled_predict = compiled
+            nets.append((net, Adam(lr=0.05)))
+        xs, ts = data(n=40, seed=8)
+        out = {True: [], False: []}
+        for i in range(6):
+            x, t = data(seed=40 + i)
+            for net, opt in nets:
+                np.random.seed(100 + i)
+                opt.update(net.params, net.gradient(x, t))
+                out[net.compiled_step].append(np.asarray(net.loss(x, t)))
+                if i % 2:
+                    out[net.compiled_step].append(np.asarray(net.accuracy(xs, ts)))
+        for a, b in zip(out[True], out[False]):
+            np.testing.assert_array_equal(a, b)
+        assert_same(np.zeros(1), np.zeros(1), snapshot(nets[1][0]), layer_state(nets[0][0]))
+    finally:
+        fastnn.set_num_threads(old)
