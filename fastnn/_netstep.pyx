@@ -312,6 +312,11 @@ cdef class _ChainPlan:
         _lookup_blas_threads()
         self.baseline = [_refs(self.buffers, i) for i in range(len(self.buffers))]
 
+    @property
+    def buffer_bytes(self):
+        """Bytes of the output buffers this plan keeps between passes."""
+        return sum(b.nbytes for b in self.buffers)
+
     cdef bint _input_matches(self, x, layers):
         """x is an input of the planned dtype and shape, and there are as many layers."""
         if type(x) is not np.ndarray:

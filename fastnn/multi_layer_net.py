@@ -29,6 +29,9 @@ from fastnn._netutil import (GradCollector, allocate_params, as_input, as_labels
                              network_dtype)
 
 
+_KEEP_INFER_PLAN_BYTES = 32 << 20
+
+
 class _FlatNet:
     """Shared internals of the flat-buffer networks."""
 
@@ -171,9 +174,13 @@ class _FlatNet:
             if plan is None:
                 self._infer_backoff = 64
                 return None
-            if len(plans) >= 4:             # e.g. training batches and a whole evaluation set
-                plans.clear()
-            plans[x.shape[0]] = plan
+            # kept for the next call of this batch size (e.g. the Trainer's per-step loss) unless
+            # its buffers are large (a whole evaluation set: the build is then a small part of
+            # the call, and memory is not held between calls beyond what the layers keep)
+            if plan.buffer_bytes <= _KEEP_INFER_PLAN_BYTES:
+                if len(plans) >= 4:
+                    plans.clear()
+                plans[x.shape[0]] = plan
         return plan.run(x)
 
     def _compiled_gradient(self, x, t):

@@ -218,3 +218,14 @@ def test_trainer_pattern_equal_to_layer_path():
         assert_same(np.zeros(1), np.zeros(1), snapshot(nets[1][0]), layer_state(nets[0][0]))
     finally:
         fastnn.set_num_threads(old)
+
+
+def test_large_evaluations_keep_no_plan(monkeypatch):
+    """A plan whose buffers are large (a whole evaluation set) is used once, not kept: the network
+    holds no more memory after the call than the layers' own attributes."""
+    import fastnn.multi_layer_net as mln
+    monkeypatch.setattr(mln, "_KEEP_INFER_PLAN_BYTES", 1000)
+    net = trained("ext bn dropout", np.float64)
+    x, _ = data(n=16, seed=5)
+    assert_same(*both_ways(net, lambda n: n.predict(x)))
+    assert not net._infer_passes
