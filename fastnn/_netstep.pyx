@@ -258,10 +258,12 @@ cdef class _ChainPlan:
     cdef list baseline          # reference counts of the buffers when only the plan held them
     cdef list in_shape          # per layer: the shape of its input
     cdef readonly int policy    # how a pass at two or more threads uses them (FNN_PASS_*)
+    cdef bint busy              # a pass of this plan is running (in another Python thread)
 
     def __cinit__(self):
         self.ops = NULL
         self.n_ops = 0
+        self.busy = False
 
     def __dealloc__(self):
         PyMem_Free(self.ops)
@@ -557,7 +559,17 @@ cdef class TrainPass(_ChainPlan):
 
         Returns the loss (a scalar of the network's dtype), or None, before changing anything,
         when the labels need the layers' own path (invalid labels, whose error that path
-        raises, or one-hot labels of a dtype that would promote the gradient)."""
+        raises, or one-hot labels of a dtype that would promote the gradient), or when another
+        Python thread is running this plan (its buffers are in use)."""
+        if self.busy:
+            return None
+        self.busy = True
+        try:
+            return self._run(x, t)
+        finally:
+            self.busy = False
+
+    cdef _run(self, x, t):
         cdef int i, n_ops = self.n_ops, nt = get_num_threads()
         cdef Op *op
         cdef Py_ssize_t N = self.N, C = self.C
@@ -789,7 +801,17 @@ cdef class InferPass(_ChainPlan):
         return True
 
     def run(self, x):
-        """The scores for input ``x`` (as :meth:`matches` accepts), or None (see the class)."""
+        """The scores for input ``x`` (as :meth:`matches` accepts), or None (see the class, and
+        when another Python thread is running this plan: its buffers are in use)."""
+        if self.busy:
+            return None
+        self.busy = True
+        try:
+            return self._run(x)
+        finally:
+            self.busy = False
+
+    cdef _run(self, x):
         cdef int i, n_ops = self.n_ops, nt = get_num_threads()
         cdef Op *op
         cdef Py_ssize_t N = self.N
