@@ -1,4 +1,5 @@
-"""Compiled training pass of a network's chain of layers: forward, loss and backward in one call.
+"""Compiled passes over a network's chain of layers: the training pass (forward, loss and
+backward) and the inference forward, each in one call.
 
 A network's ``gradient()`` runs ``Affine → [BatchNormalization] → Relu/Sigmoid → [Dropout] → … →
 Affine → SoftmaxWithLoss`` as ~50 layer calls; each costs microseconds of Python and argument
@@ -7,12 +8,14 @@ without returning to Python: a plan (one C struct per layer, built here once per
 the layer objects) run by csrc/netstep.c without the GIL, calling the same C kernels and BLAS
 GEMMs with the same arguments as the layers do -- so the results are bitwise those of the
 layer-by-layer pass (serial schedule; the two-thread schedule splits GEMMs, which the BLAS may
-round differently: within float rounding). The layers' attributes (``x``, ``mask``, ``running_mean``, ``dW``, …) are
-then set as their own forward and backward would set them.
+round differently: within float rounding). The layers' attributes (``x``, ``mask``,
+``running_mean``, ``dW``, …) are then set as their own forward and backward would set them.
+:class:`InferPass` does the same for ``predict()`` in inference mode (``train_flg=False``).
 
-With two or more threads, and enough work per layer, the pass runs on two threads (see
+With two or more threads, and enough work per layer, the training pass runs on two threads (see
 netstep.h): the forward splits each layer between them, the backward computes the weight
-gradients beside the chain of input gradients.
+gradients beside the chain of input gradients. Chains whose GEMMs are all small run on one
+thread, the BLAS included.
 
 Memory: each forward output the layers keep (an Affine's ``x``, a BatchNormalization's input, a
 Sigmoid's ``out``, the softmax ``y``) is reused by the next pass unless something else still
