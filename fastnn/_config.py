@@ -77,7 +77,8 @@ def show_config(file=None):
     ]
     lines += ["  BLAS         %s" % row for row in _blas_info()]
     from fastnn import _netstep
-    lines.append("  networks     gradient() as one compiled pass; two-thread schedule %s" % (
+    lines.append("  networks     gradient() and inference predict() as one compiled pass each; "
+                 "two-thread schedule %s" % (
         "available" if _netstep.two_thread_schedule_available() else
         "unavailable (no OpenMP, or the BLAS's thread functions not found)"))
     lines.append("  implementations:")
