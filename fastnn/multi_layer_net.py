@@ -176,9 +176,12 @@ class _FlatNet:
                 return None
             # kept for the next call of this batch size (e.g. the Trainer's per-step loss) unless
             # its buffers are large (a whole evaluation set: the build is then a small part of
-            # the call, and memory is not held between calls beyond what the layers keep)
-            if plan.buffer_bytes <= _KEEP_INFER_PLAN_BYTES:
-                if len(plans) >= 4:
+            # the call, and memory is not held between calls beyond what the layers keep); the
+            # kept plans hold at most _KEEP_INFER_PLAN_BYTES in all
+            size = plan.buffer_bytes
+            if size <= _KEEP_INFER_PLAN_BYTES:
+                if len(plans) >= 4 or size + sum(
+                        p.buffer_bytes for p in plans.values()) > _KEEP_INFER_PLAN_BYTES:
                     plans.clear()
                 plans[x.shape[0]] = plan
         return plan.run(x)

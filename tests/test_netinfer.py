@@ -221,6 +221,18 @@ def test_trainer_pattern_equal_to_layer_path():
         fastnn.set_num_threads(old)
 
 
+def test_kept_plans_hold_a_bounded_memory(monkeypatch):
+    import fastnn.multi_layer_net as mln
+    net = trained("ext bn dropout", np.float64)
+    x16, _ = data(n=16, seed=1)
+    x7, _ = data(n=7, seed=2)
+    net.predict(x16)
+    monkeypatch.setattr(mln, "_KEEP_INFER_PLAN_BYTES", net._infer_passes[16].buffer_bytes + 10)
+    net.predict(x7)                     # both would exceed the bound: only the newest is kept
+    assert list(net._infer_passes) == [7]
+    assert_same(*both_ways(net, lambda n: n.predict(x16)))
+
+
 def test_large_evaluations_keep_no_plan(monkeypatch):
     """A plan whose buffers are large (a whole evaluation set) is used once, not kept: the network
     holds no more memory after the call than the layers' own attributes."""
