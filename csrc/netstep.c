@@ -179,10 +179,11 @@ static void affine_db(const fnn_op *op, ptrdiff_t N, int dbl, double *acc)
     else fnn_bias_grad_f32(op->dout, N, op->d_out, op->db, acc);
 }
 
-/* The chain part of op i's backward: its input gradient from d (element-wise ops: in place).
- * Returns the gradient for the op before it (NULL when nothing further is needed). */
-static void *chain_backward(fnn_op *op, void *d, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                            int nt)
+/* The chain part of op i's backward: its input gradient from d into dx (Affine, BatchNorm;
+ * element-wise ops: in place). Returns the gradient for the op before it (NULL when nothing
+ * further is needed). */
+static void *chain_backward(fnn_op *op, void *d, void *dx, ptrdiff_t N, int dbl,
+                            const fnn_blas *blas, int nt)
 {
     const ptrdiff_t n = N * op->d_out;
     switch (op->kind) {
@@ -190,16 +191,16 @@ static void *chain_backward(fnn_op *op, void *d, ptrdiff_t N, int dbl, const fnn
         if (!op->need_dx)
             return NULL;
         gemm_rm(blas, dbl, 0, 1, (int)N, (int)op->d_in, (int)op->d_out, 1.0, d, (int)op->d_out,
-                op->W, (int)op->d_out, 0.0, op->dx, (int)op->d_in);
-        return op->dx;
+                op->W, (int)op->d_out, 0.0, dx, (int)op->d_in);
+        return dx;
     case FNN_OP_BATCHNORM:
         if (dbl)
-            fnn_batchnorm_backward_f64(d, op->x, N, op->d_out, op->gamma, op->mean, op->std, op->dx,
+            fnn_batchnorm_backward_f64(d, op->x, N, op->d_out, op->gamma, op->mean, op->std, dx,
                                        op->dgamma, op->dbeta, nt);
         else
-            fnn_batchnorm_backward_f32(d, op->x, N, op->d_out, op->gamma, op->mean, op->std, op->dx,
+            fnn_batchnorm_backward_f32(d, op->x, N, op->d_out, op->gamma, op->mean, op->std, dx,
                                        op->dgamma, op->dbeta, nt);
-        return op->dx;
+        return dx;
     case FNN_OP_RELU:
         if (dbl) fnn_relu_backward_f64(d, op->mask, d, n, nt);
         else fnn_relu_backward_f32(d, op->mask, d, n, nt);
@@ -224,10 +225,10 @@ static void backward_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *
         op->dout = d;
         if (op->kind == FNN_OP_AFFINE) {       /* dW, dx, db: the layer's order */
             affine_dW_rows(op, N, dbl, blas, 0, op->d_in);
-            d = chain_backward(op, d, N, dbl, blas, nt);
+            d = chain_backward(op, d, op->dx_serial, N, dbl, blas, nt);
             affine_db(op, N, dbl, acc);
         } else {
-            d = chain_backward(op, d, N, dbl, blas, nt);
+            d = chain_backward(op, d, op->dx_serial, N, dbl, blas, nt);
         }
     }
 }
@@ -341,7 +342,7 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
                     op->dout = d;
                     if (op->kind == FNN_OP_AFFINE)
                         __atomic_store_n(&ready[i], 1, __ATOMIC_RELEASE);
-                    d = chain_backward(op, d, N, dbl, blas, 1);
+                    d = chain_backward(op, d, op->dx, N, dbl, blas, 1);
                 }
                 if (last >= 0)                /* first half of the chain's last dW */
                     affine_dW_rows(&ops[last], N, dbl, blas, 0, ops[last].d_in / 2);

@@ -41,7 +41,10 @@ typedef struct {
     ptrdiff_t d_in, d_out;      /* features in and out */
     int in_buf, out_buf;        /* forward buffers (indices kept by the planner) */
     void *x, *y;                /* forward input (N, d_in) and output (N, d_out) */
-    void *dx;                   /* backward output (N, d_in): Affine (if need_dx), BatchNorm */
+    void *dx;                   /* backward output (N, d_in): Affine (if need_dx), BatchNorm; the
+                                 * two-thread schedule's, a buffer of the op's own */
+    void *dx_serial;            /* the same for the serial schedule, which needs only two buffers
+                                 * alternated along the chain (a smaller working set) */
     void *dout;                 /* set by the backward: the gradient this op received */
     /* Affine */
     void *W, *b, *dW, *db;

@@ -71,6 +71,7 @@ cdef extern from "netstep.h" nogil:
         void *x
         void *y
         void *dx
+        void *dx_serial
         void *dout
         void *W
         void *b
@@ -257,7 +258,6 @@ cdef class _ChainPlan:
     cdef list expect            # per layer: the objects its attributes must still be
     cdef list buffers           # forward output buffers (ndarrays)
     cdef list keepers           # per buffer: the (layer, attribute) pairs that keep it
-    cdef list buf_shape
     cdef list baseline          # reference counts of the buffers when only the plan held them
     cdef list in_shape          # per layer: the shape of its input
     cdef readonly int policy    # how a pass at two or more threads uses them (FNN_PASS_*)
@@ -291,14 +291,41 @@ cdef class _ChainPlan:
         if self.ops == NULL:
             raise MemoryError()
         self.expect, self.in_shape = [], []
-        self.buffers, self.keepers, self.buf_shape = [], [], []
+        self.buffers, self.keepers = [], []
         return True
 
-    cdef int _new_buffer(self, tuple shape):
-        self.buffers.append(np.empty(shape, dtype=self.dtype))
+    cdef Op *_next_op(self, int i, int cur, Py_ssize_t width):
+        """Op i, reading the current activation (buffer cur, -1: the network input) of width
+        features; its output defaults to the same width."""
+        cdef Op *op = &self.ops[i]
+        op.in_buf = cur
+        op.d_in = op.d_out = width
+        self.in_shape.append((self.N, width))
+        return op
+
+    cdef int _new_buffer(self, Py_ssize_t width):
+        self.buffers.append(np.empty((self.N, width), dtype=self.dtype))
         self.keepers.append([])
-        self.buf_shape.append(shape)
         return len(self.buffers) - 1
+
+    cdef int _output_keeping_input(self, int cur, layer, str attr, Py_ssize_t width):
+        """A new output buffer for a layer that keeps its input as ``layer.attr``."""
+        if cur >= 0:
+            self.keepers[cur].append((layer, attr))
+        return self._new_buffer(width)
+
+    cdef int _output_in_place(self, int cur, Py_ssize_t width):
+        """An element-wise layer's output: its input buffer when nothing keeps it (not the
+        network input), else a new buffer."""
+        return self._new_buffer(width) if cur < 0 or self.keepers[cur] else cur
+
+    cdef void _point_ops(self, x):
+        """Every op's x and y at the current buffers (index -1: the network input)."""
+        cdef Op *op
+        for i in range(self.n_ops):
+            op = &self.ops[i]
+            op.x = _data(x) if op.in_buf < 0 else _data(self.buffers[op.in_buf])
+            op.y = _data(x) if op.out_buf < 0 else _data(self.buffers[op.out_buf])
 
     cdef bint _affine_params(self, Op *op, layer, Py_ssize_t width) except -1:
         """An Affine layer's W (width, M) and b (M,), contiguous, of the plan's dtype: sets
@@ -333,6 +360,14 @@ cdef class _ChainPlan:
                 and len(layers) == self.n_ops)
 
     @staticmethod
+    cdef bint _batchnorm_matches(const Op *op, layer, e):
+        """The BatchNormalization layer still has the gamma, beta (e[0], e[1]) and eps the plan
+        read."""
+        g, be = layer.gamma, layer.beta
+        return (g is e[0] and be is e[1] and layer._eps == op.eps and _data(g) == op.gamma
+                and _data(be) == op.beta)
+
+    @staticmethod
     cdef bint _affine_matches(const Op *op, layer, e):
         """The Affine layer still has the W and b (objects and memory) the plan read."""
         W, b = layer.W, layer.b
@@ -350,9 +385,10 @@ cdef class _ChainPlan:
             for obj, attr in self.keepers[i]:
                 if getattr(obj, attr) is buf:
                     held += 1
+            shape = buf.shape
             del buf
             if _refs(self.buffers, i) > self.baseline[i] + held:
-                self.buffers[i] = np.empty(self.buf_shape[i], dtype=self.dtype)
+                self.buffers[i] = np.empty(shape, dtype=self.dtype)
 
 
 cdef class TrainPass(_ChainPlan):
@@ -370,8 +406,8 @@ cdef class TrainPass(_ChainPlan):
     cdef object loss_layer
     cdef list extra             # per layer: a BatchNormalization's dgamma, dbeta and statistics
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
-    cdef list dxs               # per op: its private input-gradient buffer (or None)
-    cdef list dx_pair           # two input-gradient buffers the serial schedule alternates
+    cdef list dxs               # per op: its input-gradient buffer on the two-thread schedule
+    cdef list dx_pair           # the two the serial schedule alternates (netstep.h)
     cdef int scores_buf, probs_buf
     cdef readonly int schedule  # threads of the last pass's schedule (1 or 2; 0: none yet)
     cdef readonly bint two_threads_pay  # enough work per op for the two-thread schedule
@@ -401,11 +437,8 @@ cdef class TrainPass(_ChainPlan):
         cdef int i
         cdef Op *op
         for i, layer in enumerate(self.layers):
-            op = &self.ops[i]
+            op = self._next_op(i, cur, width)
             tp = type(layer)
-            op.in_buf = cur
-            op.d_in = width
-            self.in_shape.append((N, width))
             if tp is Affine:
                 gb, need_dx = layer.grad_buffers, layer.need_dx
                 if not self._affine_params(op, layer, width):
@@ -420,11 +453,8 @@ cdef class TrainPass(_ChainPlan):
                 op.need_dx = need_dx
                 if need_dx:
                     self.dxs[i] = np.empty((N, width), dtype=dt)
-                    op.dx = _data(self.dxs[i])
                 op.dW, op.db = _data(gb[0]), _data(gb[1])
-                if cur >= 0:
-                    self.keepers[cur].append((layer, 'x'))     # the layer keeps its input
-                cur = self._new_buffer((N, M))
+                cur = self._output_keeping_input(cur, layer, 'x', M)
                 self.expect.append((layer.W, layer.b, gb, need_dx))
                 self.extra.append(None)
             elif tp is BatchNorm:
@@ -449,20 +479,16 @@ cdef class TrainPass(_ChainPlan):
                     db = np.empty(D, dtype=dt)
                 stats = (layer._buffer("_mean", D, dt), layer._buffer("_var", D, dt),
                          layer._buffer("_std", D, dt))
-                op.kind, op.d_out = OP_BATCHNORM, D
+                op.kind = OP_BATCHNORM
                 self.dxs[i] = np.empty((N, D), dtype=dt)
-                op.dx = _data(self.dxs[i])
                 op.gamma, op.beta, op.dgamma, op.dbeta = _data(g), _data(be), _data(dg), _data(db)
                 op.mean, op.var, op.std = _data(stats[0]), _data(stats[1]), _data(stats[2])
                 op.f32_state = not self.dbl and sdt == np.float32
                 op.eps, op.momentum = float(layer._eps), momentum
-                if cur >= 0:
-                    self.keepers[cur].append((layer, '_x'))    # the layer keeps its input
-                cur = self._new_buffer((N, D))
+                cur = self._output_keeping_input(cur, layer, '_x', D)
                 self.expect.append([g, be, momentum, rm, rv])
                 self.extra.append((dg, db) + stats)
             elif tp is Relu or tp is Sigmoid or tp is Dropout:
-                op.d_out = width
                 if tp is Relu:
                     op.kind = OP_RELU
                     mask = layer.mask
@@ -488,10 +514,7 @@ cdef class TrainPass(_ChainPlan):
                     op.bits = <uint32_t *>_data(bits)
                     self.expect.append((ratio, inverted, seed, bits))
                 self.extra.append(None)
-                # in place when nothing keeps the input buffer (not the network input, not a
-                # Sigmoid's out); a new buffer otherwise
-                if cur < 0 or self.keepers[cur]:
-                    cur = self._new_buffer((N, width))
+                cur = self._output_in_place(cur, width)
                 if tp is Sigmoid:
                     self.keepers[cur].append((layer, 'out'))   # the layer keeps its output
             else:
@@ -508,9 +531,15 @@ cdef class TrainPass(_ChainPlan):
         # at one thread: 1-3 % faster steps.
         cdef Py_ssize_t dx_width = max([d.shape[1] for d in self.dxs if d is not None] or [1])
         self.dx_pair = [np.empty(N * dx_width, dtype=dt), np.empty(N * dx_width, dtype=dt)]
+        cdef int k = 0
+        for i in range(self.n_ops - 1, -1, -1):          # in backward order
+            if self.dxs[i] is not None:
+                self.ops[i].dx = _data(self.dxs[i])
+                self.ops[i].dx_serial = _data(self.dx_pair[k & 1])
+                k += 1
         self.C = width
         self.scores_buf = cur
-        self.probs_buf = self._new_buffer((N, width))
+        self.probs_buf = self._new_buffer(width)
         self.keepers[self.probs_buf].append((loss_layer, 'y'))   # the loss layer keeps y
         # The two-thread schedule costs ~12 us to wake the second thread plus a few us per op
         # (barriers, waits): measured here, it pays from ~2 MFLOP of GEMM work per op (784-50-50
@@ -548,11 +577,9 @@ cdef class TrainPass(_ChainPlan):
                         or layer.grad_buffers is not e[2] or layer.need_dx is not e[3]):
                     return False
             elif op.kind == OP_BATCHNORM:
-                g, be = layer.gamma, layer.beta
-                if (g is not e[0] or be is not e[1] or layer.momentum is not e[2]
-                        or layer.running_mean is not e[3] or layer.running_var is not e[4]
-                        or layer._eps != op.eps
-                        or _data(g) != op.gamma or _data(be) != op.beta):
+                if (not _ChainPlan._batchnorm_matches(op, layer, e)
+                        or layer.momentum is not e[2] or layer.running_mean is not e[3]
+                        or layer.running_var is not e[4]):
                     return False
             elif op.kind == OP_RELU:
                 if layer.mask is not e[0]:
@@ -600,17 +627,9 @@ cdef class TrainPass(_ChainPlan):
         buffers = self.buffers
         layers = self.layers
         old_stats = []
-        cdef bint private_dx = (nt >= 2 and self.policy == FNN_PASS_TWO_THREADS
-                                and _TWO_THREADS_BUILT and _BLAS.set_threads != NULL)
-        cdef int k = 0
-        for i in range(n_ops - 1, -1, -1):     # input-gradient buffers, in backward order
-            if self.dxs[i] is not None:
-                self.ops[i].dx = _data(self.dxs[i] if private_dx else self.dx_pair[k & 1])
-                k += 1
+        self._point_ops(x)
         for i in range(n_ops):
             op = &self.ops[i]
-            op.x = _data(x) if op.in_buf < 0 else _data(buffers[op.in_buf])
-            op.y = _data(buffers[op.out_buf])
             if op.kind == OP_DROPOUT:          # the layer's seed draw, in forward order
                 layer = layers[i]
                 seed = layer.seed
@@ -719,35 +738,28 @@ cdef class InferPass(_ChainPlan):
         then defaults to training mode) makes the plan None.
         """
         cdef InferPass p = InferPass.__new__(InferPass)
-        Affine, BatchNorm, Relu, Sigmoid, Dropout, _ = _layer_types()
-        for key, layer in layers.items():
-            if (type(layer) is BatchNorm or type(layer) is Dropout) and not test_mode(key):
-                return None
-        if not p._plan(layers, x, np.dtype(dtype)):
+        if not p._plan(layers, x, np.dtype(dtype), test_mode):
             return None
-        p.keys = list(layers)
         return p
 
-    cdef bint _plan(self, layers, x, dt) except -1:
+    cdef bint _plan(self, layers, x, dt, test_mode) except -1:
         Affine, BatchNorm, Relu, Sigmoid, Dropout, _ = _layer_types()
         if not self._start(layers, x, dt):
             return False
+        self.keys = list(layers)
         cdef Py_ssize_t N = self.N, width = self.K
         cdef int cur = -1           # buffer of the current activation (-1: the network input)
         cdef int i
         cdef Op *op
         for i, layer in enumerate(self.layers):
-            op = &self.ops[i]
+            op = self._next_op(i, cur, width)
             tp = type(layer)
-            op.in_buf = cur
-            op.d_in = op.d_out = width
-            self.in_shape.append((N, width))
+            if (tp is BatchNorm or tp is Dropout) and not test_mode(self.keys[i]):
+                return False            # its forward would default to training mode
             if tp is Affine:
                 if not self._affine_params(op, layer, width):
                     return False
-                if cur >= 0:
-                    self.keepers[cur].append((layer, 'x'))     # the layer keeps its input
-                cur = self._new_buffer((N, op.d_out))
+                cur = self._output_keeping_input(cur, layer, 'x', op.d_out)
                 self.expect.append((layer.W, layer.b))
             elif tp is BatchNorm:
                 g, be = layer.gamma, layer.beta
@@ -756,14 +768,12 @@ cdef class InferPass(_ChainPlan):
                 op.kind = OP_BATCHNORM
                 op.gamma, op.beta = _data(g), _data(be)
                 op.eps = float(layer._eps)
-                cur = self._new_buffer((N, width))            # a new array: nothing keeps it
+                cur = self._new_buffer(width)          # a new array: nothing keeps it
                 self.expect.append((g, be))
             elif tp is Relu or tp is Sigmoid:
                 op.kind = OP_RELU if tp is Relu else OP_SIGMOID
                 self.expect.append(())
-                # in place when nothing keeps the input buffer
-                if cur < 0 or self.keepers[cur]:
-                    cur = self._new_buffer((N, width))
+                cur = self._output_in_place(cur, width)
                 if tp is Sigmoid:
                     self.keepers[cur].append((layer, 'out'))   # the layer keeps its output
             elif tp is Dropout:
@@ -779,8 +789,8 @@ cdef class InferPass(_ChainPlan):
                 self.expect.append((ratio, inverted))
                 # the inverted layer returns its input itself; the book's scales it into a new
                 # array (in place when nothing keeps the input buffer)
-                if not inverted and (cur < 0 or self.keepers[cur]):
-                    cur = self._new_buffer((N, width))
+                if not inverted:
+                    cur = self._output_in_place(cur, width)
             else:
                 return False
             op.out_buf = cur
@@ -808,9 +818,7 @@ cdef class InferPass(_ChainPlan):
                 if not _ChainPlan._affine_matches(op, layer, e):
                     return False
             elif op.kind == OP_BATCHNORM:
-                g, be = layer.gamma, layer.beta
-                if (g is not e[0] or be is not e[1] or layer._eps != op.eps
-                        or _data(g) != op.gamma or _data(be) != op.beta):
+                if not _ChainPlan._batchnorm_matches(op, layer, e):
                     return False
             elif op.kind == OP_DROPOUT:
                 if layer.dropout_ratio is not e[0] or layer.inverted is not e[1]:
@@ -855,10 +863,7 @@ cdef class InferPass(_ChainPlan):
                 op.mask = <uint8_t *>_data(mask)
         self._release_held()
         buffers = self.buffers
-        for i in range(n_ops):
-            op = &self.ops[i]
-            op.x = _data(x) if op.in_buf < 0 else _data(buffers[op.in_buf])
-            op.y = _data(x) if op.out_buf < 0 else _data(buffers[op.out_buf])
+        self._point_ops(x)
         with nogil:
             fnn_netstep_infer(self.ops, n_ops, N, self.dbl, &_BLAS, nt, self.policy)
         cdef int k = 0

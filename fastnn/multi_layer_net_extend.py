@@ -109,6 +109,7 @@ class MultiLayerNetExtend(_FlatNet):
 
     @staticmethod
     def _test_mode(key):
+        """Whether predict() passes train_flg to the layer under ``key`` (the book's rule)."""
         return "Dropout" in key or "BatchNorm" in key
 
     def predict(self, x, train_flg=False):
@@ -119,7 +120,7 @@ class MultiLayerNetExtend(_FlatNet):
             if y is not None:
                 return y
         for key, layer in self.layers.items():
-            if "Dropout" in key or "BatchNorm" in key:
+            if self._test_mode(key):
                 x = layer.forward(x, train_flg)
             else:
                 x = layer.forward(x)
