@@ -233,8 +233,13 @@ class _FlatNet:
         return self._backprop()
 
     def _train_scores(self, x):
-        """Scores of a training-mode forward through the layers."""
-        return self.predict(x)
+        """Scores of a training-mode forward through the layers, one by one."""
+        return self._forward_layers(x)
+
+    def _forward_layers(self, x):
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
 
     def _backprop(self):
         if self.weight_decay_lambda != self._wired_lambda:
@@ -259,9 +264,7 @@ class _FlatNet:
             y = self._compiled_predict(x)
             if y is not None:
                 return y
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
+        return self._forward_layers(x)
 
     def accuracy(self, x, t):
         """Fraction of argmax predictions equal to ``t`` (index or one-hot)."""
