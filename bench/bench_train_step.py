@@ -51,10 +51,14 @@ def _data(dtype):
     return x, t
 
 
-def _fastnn_step(dtype):
+def _fastnn_net(dtype):
     np.random.seed(0)
-    net = MultiLayerNetExtend(SIZES[0], SIZES[1:-1], SIZES[-1], use_batchnorm=True,
-                              use_dropout=True, dropout_ration=DROPOUT, dtype=dtype)
+    return MultiLayerNetExtend(SIZES[0], SIZES[1:-1], SIZES[-1], use_batchnorm=True,
+                               use_dropout=True, dropout_ration=DROPOUT, dtype=dtype)
+
+
+def _fastnn_step(dtype):
+    net = _fastnn_net(dtype)
     opt = Adam(lr=0.001)
     x, t = _data(dtype)
 
@@ -123,10 +127,7 @@ def _trained(net, opt, dtype):
 
 
 def _fastnn_eval(dtype, compiled):
-    np.random.seed(0)
-    net = MultiLayerNetExtend(SIZES[0], SIZES[1:-1], SIZES[-1], use_batchnorm=True,
-                              use_dropout=True, dropout_ration=DROPOUT, dtype=dtype)
-    net = _trained(net, Adam(lr=0.001), dtype)
+    net = _trained(_fastnn_net(dtype), Adam(lr=0.001), dtype)
     net.compiled_predict = compiled
     x, t = _data(dtype)
     return lambda: net.loss(x, t)
