@@ -409,15 +409,51 @@ static void infer_op(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas, int
     }
 }
 
-void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                       int n_threads, int policy)
-{
 #if FNN_NETSTEP_TWO_THREADS
-    if (n_threads >= 2 && policy == FNN_PASS_ONE_THREAD && blas->set_threads != NULL
+/* Op restricted to the batch rows [lo, hi): every inference op computes each row from the same
+ * row of its input (and the shared parameters) alone. */
+static fnn_op op_rows(const fnn_op *op, ptrdiff_t lo, int dbl)
+{
+    const size_t item = dbl ? sizeof(double) : sizeof(float);
+    fnn_op r = *op;
+    r.x = (char *)op->x + lo * op->d_in * item;
+    r.y = (char *)op->y + lo * op->d_out * item;
+    if (op->mask != NULL)
+        r.mask = op->mask + lo * op->d_out;
+    return r;
+}
+
+/* The inference forward on two threads: each runs the whole chain on its half of the batch rows,
+ * so nothing is exchanged and no op waits for the other thread. */
+static void infer_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas)
+{
+#pragma omp parallel num_threads(2)
+    {
+        ptrdiff_t lo, hi;
+        part_range(N, 1, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        for (int i = 0; i < n_ops && hi > lo; i++) {
+            fnn_op op = op_rows(&ops[i], lo, dbl);
+            infer_op(&op, hi - lo, dbl, blas, 1);
+        }
+    }
+}
+#endif
+
+void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
+                       int n_threads, int policy, int *schedule)
+{
+    *schedule = 1;
+#if FNN_NETSTEP_TWO_THREADS
+    if (n_threads >= 2 && policy != FNN_PASS_N_THREADS && blas->set_threads != NULL
             && blas->get_threads != NULL) {
         blas_single_begin(blas);
-        for (int i = 0; i < n_ops; i++)
-            infer_op(&ops[i], N, dbl, blas, 1);
+        if (policy == FNN_PASS_TWO_THREADS && N >= 2) {
+            infer_two_threads(ops, n_ops, N, dbl, blas);
+            *schedule = 2;
+        } else {
+            for (int i = 0; i < n_ops; i++)
+                infer_op(&ops[i], N, dbl, blas, 1);
+        }
         blas_single_end(blas);
         return;
     }

@@ -89,13 +89,16 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
                         const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
                         int policy, int *schedule);
 
-/* The inference forward (the layers' forward with train_flg=False): every op in order on one
- * thread (its kernels may use n_threads). A BatchNormalization op normalises with rm_old and
- * rv_old (float64 running statistics); a Dropout op scales x by `scale` into y (in place by
- * 1: the identity, nothing to do). policy: FNN_PASS_ONE_THREAD sets the BLAS to one thread for the
- * pass (as fnn_netstep_pass does), any other runs the kernels and the BLAS at n_threads. */
+/* The inference forward (the layers' forward with train_flg=False): every op in order. A
+ * BatchNormalization op normalises with rm_old and rv_old (float64 running statistics); a Dropout
+ * op scales x by `scale` into y (in place by 1: the identity, nothing to do). At n_threads >= 2,
+ * policy: FNN_PASS_TWO_THREADS splits the batch rows in two halves, each thread running the whole
+ * chain on its half (each GEMM on one BLAS thread; a half's GEMM may round differently from the
+ * whole batch's, deterministically for a given shape); FNN_PASS_ONE_THREAD runs on one thread with
+ * the BLAS set to one thread (as fnn_netstep_pass does); FNN_PASS_N_THREADS runs the ops in turn,
+ * the kernels and the BLAS at n_threads. *schedule: 2 if the two-thread schedule ran, else 1. */
 void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                       int n_threads, int policy);
+                       int n_threads, int policy, int *schedule);
 
 /* 1 if this build has the two-thread schedule (OpenMP and GCC/Clang atomics), else 0. */
 int fnn_netstep_two_threads_built(void);

@@ -14,8 +14,10 @@ round differently: within float rounding). The layers' attributes (``x``, ``mask
 
 With two or more threads, and enough work per layer, the training pass runs on two threads (see
 netstep.h): the forward splits each layer between them, the backward computes the weight
-gradients beside the chain of input gradients. Chains whose GEMMs are all small run on one
-thread, the BLAS included.
+gradients beside the chain of input gradients. The inference forward, with enough work in all,
+runs each half of the batch through the whole chain on its own thread (no waits: every output
+row depends on its input row alone). Both round within float rounding of the serial schedule.
+Chains whose GEMMs are all small run on one thread, the BLAS included.
 
 Memory: each forward output the layers keep (an Affine's ``x``, a BatchNormalization's input, a
 Sigmoid's ``out``, the softmax ``y``) is reused by the next pass unless something else still
@@ -106,7 +108,7 @@ cdef extern from "netstep.h" nogil:
                             const fnn_softmax_args *sm, void *d_last, double *acc,
                             int n_threads, int policy, int *schedule)
     void fnn_netstep_infer(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
-                           int n_threads, int policy)
+                           int n_threads, int policy, int *schedule)
     int fnn_netstep_two_threads_built()
 
 ctypedef fnn_op Op
@@ -131,6 +133,9 @@ TWO_THREAD_MIN_FLOPS_PER_OP = 2e6
 # batch: bound by reading its weights) keep the BLAS's threads.
 ONE_THREAD_MAX_GEMM_FLOPS = 8e6
 ONE_THREAD_MAX_WEIGHTS = 262144
+# The inference forward's two-thread schedule (each thread runs the chain on half the batch: no
+# barriers) pays from this many forward GEMM flops in all (waking the second thread: ~12 us).
+INFER_TWO_THREAD_MIN_FLOPS = 4e6
 
 cdef fnn_blas _BLAS
 _BLAS.sgemm = <fnn_sgemm_fn>sgemm
@@ -261,6 +266,7 @@ cdef class _ChainPlan:
     cdef list baseline          # reference counts of the buffers when only the plan held them
     cdef list in_shape          # per layer: the shape of its input
     cdef readonly int policy    # how a pass at two or more threads uses them (FNN_PASS_*)
+    cdef readonly int schedule  # threads of the last pass's schedule (1 or 2; 0: none yet)
     cdef bint busy              # a pass of this plan is running (in another Python thread)
 
     def __cinit__(self):
@@ -409,7 +415,6 @@ cdef class TrainPass(_ChainPlan):
     cdef list dxs               # per op: its input-gradient buffer on the two-thread schedule
     cdef list dx_pair           # the two the serial schedule alternates (netstep.h)
     cdef int scores_buf, probs_buf
-    cdef readonly int schedule  # threads of the last pass's schedule (1 or 2; 0: none yet)
     cdef readonly bint two_threads_pay  # enough work per op for the two-thread schedule
 
     @staticmethod
@@ -798,7 +803,14 @@ cdef class InferPass(_ChainPlan):
         if cur < 0:
             return False                # the scores would be the input array itself
         self.out_buf = cur
-        self.policy = _serial_policy(self.ops, self.n_ops, N)
+        gemm_flops = 0.0
+        for i in range(self.n_ops):
+            if self.ops[i].kind == OP_AFFINE:
+                gemm_flops += 2.0 * N * self.ops[i].d_in * self.ops[i].d_out
+        if N >= 2 and gemm_flops >= INFER_TWO_THREAD_MIN_FLOPS:
+            self.policy = FNN_PASS_TWO_THREADS
+        else:
+            self.policy = _serial_policy(self.ops, self.n_ops, N)
         self._finish()
         return True
 
@@ -864,8 +876,10 @@ cdef class InferPass(_ChainPlan):
         self._release_held()
         buffers = self.buffers
         self._point_ops(x)
+        cdef int schedule
         with nogil:
-            fnn_netstep_infer(self.ops, n_ops, N, self.dbl, &_BLAS, nt, self.policy)
+            fnn_netstep_infer(self.ops, n_ops, N, self.dbl, &_BLAS, nt, self.policy, &schedule)
+        self.schedule = schedule
         cdef int k = 0
         for i in range(n_ops):               # the attributes each layer's forward leaves
             op = &self.ops[i]
