@@ -54,6 +54,21 @@ static void part_range(ptrdiff_t n, ptrdiff_t unit, int part, int parts, ptrdiff
     *hi = parts == 1 ? n : part ? n : mid;
 }
 
+/* Part `part` of `parts` of an element-wise op's n elements: whole dropout mask words (32
+ * elements), so that consecutive element-wise ops (ReLU then Dropout) split alike and a thread
+ * goes on from one to the next on the elements it wrote, without waiting for the other. */
+static void elementwise_range(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    part_range(FNN_DROPOUT_WORDS(n), 1, part, parts, lo, hi);
+    *lo *= FNN_DROPOUT_BLOCK;
+    *hi = *hi * FNN_DROPOUT_BLOCK < n ? *hi * FNN_DROPOUT_BLOCK : n;
+}
+
+static int elementwise(const fnn_op *op)
+{
+    return op->kind == FNN_OP_RELU || op->kind == FNN_OP_SIGMOID || op->kind == FNN_OP_DROPOUT;
+}
+
 /* Running statistics of a BatchNormalization op's features [lo, hi). */
 static void running_updates(const fnn_op *op, int dbl, ptrdiff_t lo, ptrdiff_t hi)
 {
@@ -123,7 +138,7 @@ static void forward_part(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas,
         break;
     case FNN_OP_RELU:
     case FNN_OP_SIGMOID:
-        part_range(n, FNN_DROPOUT_BLOCK, part, parts, &lo, &hi);
+        elementwise_range(n, part, parts, &lo, &hi);
         if (hi <= lo) break;
         if (op->kind == FNN_OP_RELU) {
             if (dbl)
@@ -300,7 +315,8 @@ static void blas_single_end(const fnn_blas *blas)
 }
 
 /* The pass on two threads, each GEMM on one BLAS thread (the caller sets the BLAS so):
- * forward  both threads take half of every op (a spinning barrier between ops);
+ * forward  both threads take half of every op (a spinning barrier between ops, except between
+ *          element-wise ops, which split alike);
  * softmax  thread 0;
  * backward thread 0 runs the chain (input gradients: dx GEMMs, element-wise and batch-norm
  *          backwards); thread 1 computes each Affine op's dW and db as soon as its output
@@ -330,6 +346,9 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
         } else {
             for (int i = 0; i < n_ops; i++) {
                 forward_part(&ops[i], N, dbl, blas, tid, 2, 1);
+                /* element-wise ops in a row split alike: the next reads what this thread wrote */
+                if (i + 1 < n_ops && elementwise(&ops[i]) && elementwise(&ops[i + 1]))
+                    continue;
                 spin_barrier_wait(&barrier, &sense);
             }
             if (tid == 0)
