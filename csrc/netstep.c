@@ -443,18 +443,23 @@ static fnn_op op_rows(const fnn_op *op, ptrdiff_t lo, int dbl)
 }
 
 /* The inference forward on two threads: each runs the whole chain on its half of the batch rows,
- * so nothing is exchanged and no op waits for the other thread. */
-static void infer_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas)
+ * so nothing is exchanged and no op waits for the other thread. Returns the threads it ran on. */
+static int infer_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas)
 {
+    int team = 1;
 #pragma omp parallel num_threads(2)
     {
+        const int parts = omp_get_num_threads();
         ptrdiff_t lo, hi;
-        part_range(N, 1, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        part_range(N, 1, omp_get_thread_num(), parts, &lo, &hi);
+        if (omp_get_thread_num() == 0)
+            team = parts;
         for (int i = 0; i < n_ops && hi > lo; i++) {
             fnn_op op = op_rows(&ops[i], lo, dbl);
             infer_op(&op, hi - lo, dbl, blas, 1);
         }
     }
+    return team;
 }
 #endif
 
@@ -467,8 +472,7 @@ void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_b
             && blas->get_threads != NULL) {
         blas_single_begin(blas);
         if (policy == FNN_PASS_TWO_THREADS && N >= 2) {
-            infer_two_threads(ops, n_ops, N, dbl, blas);
-            *schedule = 2;
+            *schedule = infer_two_threads(ops, n_ops, N, dbl, blas);
         } else {
             for (int i = 0; i < n_ops; i++)
                 infer_op(&ops[i], N, dbl, blas, 1);
