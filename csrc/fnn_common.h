@@ -49,6 +49,19 @@ static inline void fnn_block(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, pt
     *hi = *lo + q + (part < r ? 1 : 0);
 }
 
+/* Part `part` of `parts` (1 or 2) of [0, n): the halves split at the multiple of 16 nearest n / 2.
+ * The optimizers' two-thread split gives each thread these halves of every parameter's rows, and
+ * the training pass's two-thread schedule computes the first layer's weight gradient in the same
+ * row halves: each thread then updates the part of the largest weight matrix whose gradient it
+ * wrote, which stays in its core's cache instead of moving to the other core every step. */
+static inline void fnn_halves(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    ptrdiff_t mid = (n / 2 + 8) / 16 * 16;
+    if (mid > n) mid = n;
+    *lo = parts == 1 || part == 0 ? 0 : mid;
+    *hi = parts == 1 || part != 0 ? n : mid;
+}
+
 /* Run the statement CALL, which uses `ptrdiff_t lo, hi`, over the static blocks of [0, n) given
  * by BLOCKFN (same signature as fnn_block) on `nt` threads; the caller's thread count variable
  * must be named `nt`. With one thread CALL runs directly on [0, n): entering an OpenMP region

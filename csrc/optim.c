@@ -11,7 +11,7 @@
     FNN_DISPATCH(int, optim_step, T,                                                           \
                  (int kind, const fnn_optim_hparams *hp, ptrdiff_t n_tensors, REAL *const *p,  \
                   REAL *const *g, REAL *const *s1, REAL *const *s2, const ptrdiff_t *n,        \
-                  int n_threads),                                                              \
-                 (kind, hp, n_tensors, p, g, s1, s2, n, n_threads))
+                  const ptrdiff_t *cols, int n_threads),                                       \
+                 (kind, hp, n_tensors, p, g, s1, s2, n, cols, n_threads))
 FNN_PUBLIC(f32, float)
 FNN_PUBLIC(f64, double)

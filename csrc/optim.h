@@ -44,11 +44,17 @@ typedef struct {
     double lr_wd;        /* ADAMW: lr * weight_decay (decoupled) */
 } fnn_optim_hparams;
 
-/* Returns 0, or -1 for an unknown kind (nothing is written then). */
+/* Updates n_tensors tensors (n[t] elements each) in place. cols: NULL, or each tensor's row width
+ * (its last dimension; its size if 1-D): on two threads each thread then updates one half of
+ * every tensor's rows (fnn_halves; the elements of a tensor with fewer than 32 rows), the halves
+ * in which the training pass's two-thread schedule computes the first layer's weight gradient;
+ * otherwise (and on more threads) the threads take contiguous blocks of all the elements. The
+ * results do not depend on the split (every update is element-wise).
+ * Returns 0, or -1 for an unknown kind (nothing is written then). */
 #define FNN_DECLARE(T, REAL)                                                                   \
     int fnn_optim_step_##T(int kind, const fnn_optim_hparams *hp, ptrdiff_t n_tensors,         \
                            REAL *const *p, REAL *const *g, REAL *const *s1, REAL *const *s2,   \
-                           const ptrdiff_t *n, int n_threads);
+                           const ptrdiff_t *n, const ptrdiff_t *cols, int n_threads);
 FNN_DECLARE(f32, float)
 FNN_DECLARE(f64, double)
 #undef FNN_DECLARE

@@ -7,6 +7,7 @@
  * Constants are rounded to REAL once, as NumPy does with Python-float scalars (NEP 50). */
 
 #define FNN_OPT_INLINE static inline __attribute__((always_inline))
+
 #define FNN_OPT_SQRT(x) _Generic((x), float: sqrtf, double: sqrt)(x)
 
 typedef struct {
@@ -210,9 +211,32 @@ static void FNAME(optim_block)(int kind, const FNAME(optim_consts) *c, int wd_on
     }
 }
 
+/* Thread `part` of two: one of two contiguous halves of each tensor, split between rows (of
+ * cols[t] elements) as fnn_halves splits them, or between elements for a 1-D tensor or one of
+ * fewer than 32 rows (see optim.h). */
+static void FNAME(optim_owned)(int kind, const FNAME(optim_consts) *c, int wd_on,
+                               ptrdiff_t n_tensors, REAL *const *p, REAL *const *g,
+                               REAL *const *s1, REAL *const *s2, const ptrdiff_t *n,
+                               const ptrdiff_t *cols, int part)
+{
+    for (ptrdiff_t t = 0; t < n_tensors; t++) {
+        const ptrdiff_t w = cols[t] > 0 && n[t] % cols[t] == 0 ? cols[t] : n[t];
+        ptrdiff_t lo, hi;
+        if (w < n[t] && n[t] / w >= 32) {
+            fnn_halves(n[t] / w, part, 2, &lo, &hi);
+            lo *= w;
+            hi *= w;
+        } else {
+            fnn_halves(n[t], part, 2, &lo, &hi);
+        }
+        FNAME(optim_segment)(kind, c, wd_on, p[t], g[t], s1 ? s1[t] : NULL, s2 ? s2[t] : NULL,
+                             lo, hi);
+    }
+}
+
 static int FNAME(optim_step)(int kind, const fnn_optim_hparams *hp, ptrdiff_t n_tensors,
                              REAL *const *p, REAL *const *g, REAL *const *s1, REAL *const *s2,
-                             const ptrdiff_t *n, int n_threads)
+                             const ptrdiff_t *n, const ptrdiff_t *cols, int n_threads)
 {
     if (kind < 0 || kind >= FNN_OPT_COUNT) return -1;
     FNAME(optim_consts) c;
@@ -251,7 +275,10 @@ static int FNAME(optim_step)(int kind, const fnn_optim_hparams *hp, ptrdiff_t n_
         part = omp_get_thread_num();
         parts = omp_get_num_threads();
 #endif
-        FNAME(optim_block)(kind, &c, wd_on, n_tensors, p, g, s1, s2, n, total, part, parts);
+        if (cols != NULL && parts == 2)
+            FNAME(optim_owned)(kind, &c, wd_on, n_tensors, p, g, s1, s2, n, cols, part);
+        else
+            FNAME(optim_block)(kind, &c, wd_on, n_tensors, p, g, s1, s2, n, total, part, parts);
     }
     return 0;
 }

@@ -33,10 +33,10 @@ cdef extern from "optim.h" nogil:
     int FNN_OPT_ADAM, FNN_OPT_ADAMW, FNN_OPT_COUNT
     int fnn_optim_step_f32(int kind, const fnn_optim_hparams *hp, Py_ssize_t n_tensors,
                            float **p, float **g, float **s1, float **s2,
-                           const Py_ssize_t *n, int n_threads)
+                           const Py_ssize_t *n, const Py_ssize_t *cols, int n_threads)
     int fnn_optim_step_f64(int kind, const fnn_optim_hparams *hp, Py_ssize_t n_tensors,
                            double **p, double **g, double **s1, double **s2,
-                           const Py_ssize_t *n, int n_threads)
+                           const Py_ssize_t *n, const Py_ssize_t *cols, int n_threads)
 
 SGD = FNN_OPT_SGD
 MOMENTUM = FNN_OPT_MOMENTUM
@@ -56,6 +56,7 @@ ctypedef struct Seg:
     char *s1
     char *s2
     Py_ssize_t n        # elements
+    Py_ssize_t cols     # row width: the last dimension (the size of a 1-D array)
     int code            # 0: float32, 1: float64
 
 ctypedef struct Interval:
@@ -128,6 +129,7 @@ cdef class StepPlan:
     cdef void **ts1
     cdef void **ts2
     cdef Py_ssize_t *tn
+    cdef Py_ssize_t *tcols
     cdef PyObject **held         # arrays referenced by the tables, kept alive during the kernel
     cdef Py_ssize_t n_held
     cdef bint busy               # an update of this plan is running (GIL released)
@@ -147,7 +149,7 @@ cdef class StepPlan:
         self.cur = self.prev = self.runs = NULL
         self.ivals = NULL
         self.tp = self.tg = self.ts1 = self.ts2 = NULL
-        self.tn = NULL
+        self.tn = self.tcols = NULL
         self.held = NULL
         self.n_held = 0
         self.busy = False
@@ -167,12 +169,13 @@ cdef class StepPlan:
         PyMem_Free(self.ts1)
         PyMem_Free(self.ts2)
         PyMem_Free(self.tn)
+        PyMem_Free(self.tcols)
         PyMem_Free(self.held)
         self.held = NULL
         self.cur = self.prev = self.runs = NULL
         self.ivals = NULL
         self.tp = self.tg = self.ts1 = self.ts2 = NULL
-        self.tn = NULL
+        self.tn = self.tcols = NULL
         self.cap = 0
 
     cdef int _reserve(self, Py_ssize_t n) except -1:
@@ -190,10 +193,11 @@ cdef class StepPlan:
         self.ts1 = <void **>PyMem_Malloc(c * sizeof(void *))
         self.ts2 = <void **>PyMem_Malloc(c * sizeof(void *))
         self.tn = <Py_ssize_t *>PyMem_Malloc(c * sizeof(Py_ssize_t))
+        self.tcols = <Py_ssize_t *>PyMem_Malloc(c * sizeof(Py_ssize_t))
         self.held = <PyObject **>PyMem_Malloc(4 * c * sizeof(PyObject *))
         if (self.held == NULL or self.cur == NULL or self.prev == NULL or self.runs == NULL or self.ivals == NULL
                 or self.tp == NULL or self.tg == NULL or self.ts1 == NULL or self.ts2 == NULL
-                or self.tn == NULL):
+                or self.tn == NULL or self.tcols == NULL):
             self._free()
             raise MemoryError()
         self.cap = c
@@ -209,7 +213,7 @@ cdef class StepPlan:
             a = &self.cur[i]
             b = &self.prev[i]
             if (a.p != b.p or a.g != b.g or a.s1 != b.s1 or a.s2 != b.s2 or a.n != b.n
-                    or a.code != b.code):
+                    or a.cols != b.cols or a.code != b.code):
                 return False
         return True
 
@@ -372,6 +376,8 @@ cdef class StepPlan:
             s.s1 = <char *>cnp.PyArray_DATA(s1a) if ns >= 1 else NULL
             s.s2 = <char *>cnp.PyArray_DATA(s2a) if ns == 2 else NULL
             s.n = cnp.PyArray_SIZE(pa)
+            s.cols = (cnp.PyArray_DIMS(pa)[cnp.PyArray_NDIM(pa) - 1]
+                      if cnp.PyArray_NDIM(pa) >= 2 else s.n)
             s.code = code
             total += s.n
             count += 1
@@ -399,31 +405,46 @@ cdef class StepPlan:
         cdef int code, rc = 0
         cdef Py_ssize_t i, j, first = 0, m
         cdef Seg *s
+        # One thread: the coalesced segments (a flat network in one pass). Two or more: the arrays
+        # one by one with their row widths, which the two-thread split follows (see optim.h).
+        cdef bint by_array = nt >= 2
+        cdef Py_ssize_t *cols = self.tcols if by_array else NULL
         for code in range(2):
-            m = self.n_runs[code]
+            m = 0
+            if by_array:
+                for i in range(self.count):
+                    s = &self.cur[i]
+                    if s.code == code:
+                        self._table(m, s)
+                        m += 1
+            else:
+                for j in range(self.n_runs[code]):
+                    self._table(j, &self.runs[first + j])
+                m = self.n_runs[code]
+                first += m
             if m == 0:
                 continue
-            for j in range(m):
-                s = &self.runs[first + j]
-                self.tp[j] = s.p
-                self.tg[j] = s.g
-                self.ts1[j] = s.s1
-                self.ts2[j] = s.s2
-                self.tn[j] = s.n
             with nogil:
                 if code == 0:
                     rc = fnn_optim_step_f32(self.kind, &hp, m, <float **>self.tp,
                                             <float **>self.tg,
                                             <float **>self.ts1 if self.n_states >= 1 else NULL,
                                             <float **>self.ts2 if self.n_states == 2 else NULL,
-                                            self.tn, nt)
+                                            self.tn, cols, nt)
                 else:
                     rc = fnn_optim_step_f64(self.kind, &hp, m, <double **>self.tp,
                                             <double **>self.tg,
                                             <double **>self.ts1 if self.n_states >= 1 else NULL,
                                             <double **>self.ts2 if self.n_states == 2 else NULL,
-                                            self.tn, nt)
+                                            self.tn, cols, nt)
             if rc != 0:
                 raise ValueError("unknown optimizer kind %d" % self.kind)
-            first += m
         return 0
+
+    cdef inline void _table(self, Py_ssize_t j, const Seg *s) noexcept:
+        self.tp[j] = s.p
+        self.tg[j] = s.g
+        self.ts1[j] = s.s1
+        self.ts2[j] = s.s2
+        self.tn[j] = s.n
+        self.tcols[j] = s.cols

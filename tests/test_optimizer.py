@@ -405,3 +405,27 @@ def test_module_surface():
     impl = fastnn._config.implementations()
     for name in F._PUBLIC_CLASSES:
         assert impl["optimizer." + name] == "compiled"
+
+
+@pytest.mark.parametrize("name", ["Adam", "SGD"])
+def test_threads_identical_on_a_flat_network(name):
+    """A network's parameters, views of one flat buffer: on two threads each parameter is split in
+    two halves of its rows (the halves the network's two-thread pass owns); the same numbers as
+    the one-thread single pass."""
+    from fastnn.multi_layer_net_extend import MultiLayerNetExtend
+    out = {}
+    old = fastnn.get_num_threads()
+    try:
+        for nt in (1, 2):
+            fastnn.set_num_threads(nt)
+            np.random.seed(0)
+            net = MultiLayerNetExtend(784, [600] * 3, 10, use_batchnorm=True)   # 1.2M
+            opt = getattr(F, name)()
+            rng = np.random.RandomState(5)
+            for _ in range(3):
+                opt.update(net.params, {k: rng.randn(*v.shape) for k, v in net.params.items()})
+            out[nt] = {k: v.copy() for k, v in net.params.items()}
+    finally:
+        fastnn.set_num_threads(old)
+    for k in out[1]:
+        np.testing.assert_array_equal(out[1][k], out[2][k], err_msg=k)
