@@ -314,21 +314,75 @@ static void blas_single_end(const fnn_blas *blas)
     __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
 }
 
+/* y += partial over rows [0, N) and columns [c0, c1) of rows `width` wide. */
+static void add_block(void *y, const void *partial, int dbl, ptrdiff_t N, ptrdiff_t width,
+                      ptrdiff_t c0, ptrdiff_t c1)
+{
+    for (ptrdiff_t i = 0; i < N; i++) {
+        if (dbl) {
+            double *a = (double *)y + i * width;
+            const double *b = (const double *)partial + i * width;
+            for (ptrdiff_t j = c0; j < c1; j++) a[j] += b[j];
+        } else {
+            float *a = (float *)y + i * width;
+            const float *b = (const float *)partial + i * width;
+            for (ptrdiff_t j = c0; j < c1; j++) a[j] += b[j];
+        }
+    }
+}
+
+/* Thread `part`'s half of the first layer's forward split by its input rows K_part (fnn_halves):
+ * the halves of W the optimizers' two-thread split updates on the same thread, so each thread
+ * reads in the forward only the weights it wrote. P_part = x[:, K_part] W[K_part, :], thread 0
+ * into y after y = b, thread 1 into `partial`; then, after a barrier, y += partial split as the
+ * next op reads y (a BatchNormalization by features, an element-wise op by elements). Returns 1
+ * if that next op may start without a barrier. */
+static int first_forward_rows(const fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
+                              const fnn_blas *blas, void *partial, int part,
+                              spin_barrier *barrier, int *sense)
+{
+    const size_t item = dbl ? sizeof(double) : sizeof(float);
+    const fnn_op *op = &ops[0];
+    const ptrdiff_t K = op->d_in, M = op->d_out;
+    ptrdiff_t lo, hi;
+    fnn_halves(K, part, 2, &lo, &hi);
+    if (part == 0) {
+        if (dbl) fnn_bias_fill_f64(op->b, (double *)op->y, N, M);
+        else fnn_bias_fill_f32(op->b, (float *)op->y, N, M);
+    }
+    gemm_rm(blas, dbl, 0, 0, (int)N, (int)M, (int)(hi - lo), 1.0, (const char *)op->x + lo * item,
+            (int)K, (const char *)op->W + lo * M * item, (int)M, part == 0 ? 1.0 : 0.0,
+            part == 0 ? op->y : partial, (int)M);
+    spin_barrier_wait(barrier, sense);
+    if (n_ops > 1 && ops[1].kind == FNN_OP_BATCHNORM) {
+        fnn_halves(M, part, 2, &lo, &hi);            /* its features, as forward_part splits them */
+        add_block(op->y, partial, dbl, N, M, lo, hi);
+        return 1;
+    }
+    elementwise_range(N * M, part, 2, &lo, &hi);
+    add_block(op->y, partial, dbl, 1, 0, lo, hi);
+    return n_ops > 1 && elementwise(&ops[1]);
+}
+
 /* The pass on two threads, each GEMM on one BLAS thread (the caller sets the BLAS so):
  * forward  both threads take half of every op (a spinning barrier between ops, except between
- *          element-wise ops, which split alike);
+ *          element-wise ops, which split alike): batch rows of an Affine op, features of a
+ *          BatchNormalization, elements of the rest -- but the first layer (the chain's last
+ *          in the backward) by the rows of its weight matrix, see below;
  * softmax  thread 0;
  * backward thread 0 runs the chain (input gradients: dx GEMMs, element-wise and batch-norm
  *          backwards); thread 1 computes each Affine op's dW and db as soon as its output
  *          gradient is final (ready[i], set with release order), the chain's last dW split
- *          between the two in the row halves the optimizers' two-thread split updates on the
- *          same threads (fnn_halves): that weight matrix (the network's largest: 784 inputs)
- *          and its gradient then stay each in one core's cache between steps. Measured on the
- *          ch.6 network at batch 100: step minus pass minus update, the cost of moving
- *          parameters between the cores, fell from ~200-280 us to ~115-160 us. */
+ *          between the two.
+ * The first layer's weights (the network's largest: 784 inputs) are owned by halves of their
+ * rows (fnn_halves): thread j computes dW[Kj, :], the optimizers' two-thread split updates
+ * W[Kj, :] on thread j, and the next forward reads only W[Kj, :] on thread j (first_forward_rows).
+ * That matrix and its gradient then stay in one core's cache between steps instead of crossing
+ * to the other core twice per step: on the ch.6 network at batch 100, float32 steps at two
+ * threads ~11 % faster. */
 static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
                                const fnn_blas *blas, const fnn_softmax_args *sm, void *d_last,
-                               double *acc, int *ready)
+                               double *acc, int *ready, void *partial)
 {
     double loss = 0.0;
     spin_barrier barrier = {0, 0};
@@ -339,6 +393,9 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
         if (ops[i].kind == FNN_OP_AFFINE && !ops[i].need_dx)
             break;
     }
+    ptrdiff_t k_lo, k_mid;
+    fnn_halves(ops[0].d_in, 0, 2, &k_lo, &k_mid);
+    const int split_first = last == 0 && partial != NULL && k_mid > 0 && k_mid < ops[0].d_in;
 #pragma omp parallel num_threads(2)
     {
         const int tid = omp_get_thread_num();
@@ -348,7 +405,13 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
             loss = softmax(sm, N, dbl, d_last, 1);
             backward_serial(ops, n_ops, N, dbl, d_last, acc, blas, 1);
         } else {
-            for (int i = 0; i < n_ops; i++) {
+            int i = 0;
+            if (split_first) {
+                if (!first_forward_rows(ops, n_ops, N, dbl, blas, partial, tid, &barrier, &sense))
+                    spin_barrier_wait(&barrier, &sense);
+                i = 1;
+            }
+            for (; i < n_ops; i++) {
                 forward_part(&ops[i], N, dbl, blas, tid, 2, 1);
                 /* element-wise ops in a row split alike: the next reads what this thread wrote */
                 if (i + 1 < n_ops && elementwise(&ops[i]) && elementwise(&ops[i + 1]))
@@ -498,8 +561,8 @@ void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_b
 }
 
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                        const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
-                        int policy, int *schedule)
+                        const fnn_softmax_args *sm, void *d_last, double *acc, void *partial,
+                        int n_threads, int policy, int *schedule)
 {
     double loss;
     *schedule = 1;
@@ -515,7 +578,7 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
         int *ready = (int *)calloc((size_t)n_ops, sizeof(int));
         if (ready != NULL) {
             blas_single_begin(blas);
-            loss = pass_two_threads(ops, n_ops, N, dbl, blas, sm, d_last, acc, ready);
+            loss = pass_two_threads(ops, n_ops, N, dbl, blas, sm, d_last, acc, ready, partial);
             blas_single_end(blas);
             free(ready);
             *schedule = 2;

@@ -8,9 +8,11 @@
  *               thread 0 runs the chain of input gradients while thread 1 computes the weight
  *               and bias gradients of each Affine op as soon as its output gradient is ready.
  *               Each GEMM runs on one BLAS thread (set so for the pass through fnn_blas). The
- *               forward GEMMs run as two row halves and the first layer's dW as two row halves:
- *               the BLAS picks its kernels by shape, so a half can round differently from the
- *               whole product, and results match the serial schedule within float rounding
+ *               forward GEMMs run as two row halves, except the first layer's, which runs as two
+ *               halves of its weight rows (summed), and the first layer's dW as two row halves
+ *               (see netstep.c: the optimizers update the same halves on the same threads). The
+ *               BLAS picks its kernels by shape, so a half can round differently from the whole
+ *               product: results match the serial schedule within float rounding
  *               (deterministically for a given shape), not bitwise. */
 #ifndef FNN_NETSTEP_H
 #define FNN_NETSTEP_H
@@ -82,12 +84,13 @@ typedef struct {
 enum { FNN_PASS_N_THREADS = 0, FNN_PASS_ONE_THREAD = 1, FNN_PASS_TWO_THREADS = 2 };
 
 /* One training pass: every op's forward, the loss (returned; its gradient goes to d_last, N x C),
- * every op's backward. acc: scratch of (widest op) doubles. *schedule: the threads it ran on, 2
- * for the two-thread schedule (see netstep.c), 1 for serial. Every op's arrays are as the plan
+ * every op's backward. acc: scratch of (widest op) doubles; partial: N x (first op's width)
+ * elements of scratch for the two-thread schedule (NULL: its first layer is split by batch rows).
+ * *schedule: the threads it ran on, 2 for the two-thread schedule (see netstep.c), 1 for serial. Every op's arrays are as the plan
  * set them; dout is filled in. */
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                        const fnn_softmax_args *sm, void *d_last, double *acc, int n_threads,
-                        int policy, int *schedule);
+                        const fnn_softmax_args *sm, void *d_last, double *acc, void *partial,
+                        int n_threads, int policy, int *schedule);
 
 /* The inference forward (the layers' forward with train_flg=False): every op in order. A
  * BatchNormalization op normalises with rm_old and rv_old (float64 running statistics); a Dropout

@@ -106,7 +106,7 @@ cdef extern from "netstep.h" nogil:
         double grad_scale
     double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                             const fnn_softmax_args *sm, void *d_last, double *acc,
-                            int n_threads, int policy, int *schedule)
+                            void *partial, int n_threads, int policy, int *schedule)
     void fnn_netstep_infer(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                            int n_threads, int policy, int *schedule)
     int fnn_netstep_two_threads_built()
@@ -412,6 +412,7 @@ cdef class TrainPass(_ChainPlan):
     cdef object loss_layer
     cdef list extra             # per layer: a BatchNormalization's dgamma, dbeta and statistics
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
+    cdef object partial         # two-thread schedule: thread 1's part of the first layer's output
     cdef list dxs               # per op: its input-gradient buffer on the two-thread schedule
     cdef list dx_pair           # the two the serial schedule alternates (netstep.h)
     cdef int scores_buf, probs_buf
@@ -561,6 +562,8 @@ cdef class TrainPass(_ChainPlan):
             self.policy = _serial_policy(self.ops, self.n_ops, N)
         self.d_last = np.empty((N, width), dtype=dt)
         self.acc = np.empty(max_width, dtype=np.float64)
+        self.partial = (np.empty((N, self.ops[0].d_out), dtype=dt) if self.two_threads_pay
+                        else None)
         self._finish()
         return True
 
@@ -657,6 +660,7 @@ cdef class TrainPass(_ChainPlan):
         cdef void *scores = _data(buffers[self.scores_buf])
         cdef void *probs = _data(buffers[self.probs_buf])
         cdef void *d_last = _data(self.d_last)
+        cdef void *partial = _data(self.partial) if self.partial is not None else NULL
         cdef double *acc = <double *>_data(self.acc)
         cdef fnn_softmax_args sm
         cdef int schedule
@@ -666,8 +670,8 @@ cdef class TrainPass(_ChainPlan):
         sm.grad_scale = grad_scale
         cdef double loss
         with nogil:
-            loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, nt,
-                                    self.policy, &schedule)
+            loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, partial,
+                                    nt, self.policy, &schedule)
         # the kernel returns NaN when its scratch allocation fails; finite scores cannot give a
         # NaN loss otherwise (infinite or NaN scores can, and then the pass is the layers')
         if loss != loss and np.isfinite(buffers[self.scores_buf]).all():

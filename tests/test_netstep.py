@@ -13,7 +13,7 @@ from conftest import assert_close
 from fastnn import _netstep, layers as L
 from fastnn.multi_layer_net import MultiLayerNet
 from fastnn.multi_layer_net_extend import MultiLayerNetExtend
-from fastnn.optimizer import Adam
+from fastnn.optimizer import SGD, Adam
 from fastnn.two_layer_net import TwoLayerNet
 
 IN, OUT = 20, 5
@@ -82,6 +82,9 @@ def serial_pass(net):
 
 def assert_same_state(a, b, exact=None):
     exact = serial_pass(a) if exact is None else exact
+    # values a float32 network computes (its batch statistics) keep float32's precision even
+    # where they are stored in float64 (running statistics the user set as float64 arrays)
+    tol = np.float32 if np.dtype(a.dtype) == np.float32 else None
     sa, sb = layer_state(a), layer_state(b)
     assert sa.keys() == sb.keys()
     for k in sa:
@@ -93,11 +96,11 @@ def assert_same_state(a, b, exact=None):
             elif va.dtype == np.bool_:        # a value at 0 may round to either side
                 assert va.shape == vb.shape and np.mean(va != vb) < 0.01, k
             else:
-                assert_close(va, vb, scale=100)
+                assert_close(va, vb, dtype=tol, scale=100)
         elif exact or not isinstance(vb, (float, np.floating)):
             assert va == vb or (va is None and vb is None), (k, va, vb)
         else:
-            assert_close(va, vb, scale=100)
+            assert_close(va, vb, dtype=tol, scale=100)
 
 
 def step_both(fast, slow, x, t, opts=None, exact=None):
@@ -121,9 +124,17 @@ def step_both(fast, slow, x, t, opts=None, exact=None):
 
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_equal_to_layer_path(name, dtype, n_threads):
-    """Bitwise on the serial schedule (one thread), within float tolerance on the two-thread one."""
+    """Bitwise on the serial schedule (one thread), within float tolerance on the two-thread one.
+
+    Between steps Adam on one thread; SGD on two: a bias followed by a BatchNormalization has a
+    gradient that is 0 in exact arithmetic, so what is computed is rounding noise, which Adam
+    normalises into steps of either sign; paths that round differently (the two-thread schedule)
+    would then move those biases apart by whole steps, which SGD does not amplify."""
     fast, slow = twins(name, dtype)
-    opts = (Adam(lr=0.01), Adam(lr=0.01))
+    if n_threads == 1:
+        opts = (Adam(lr=0.01), Adam(lr=0.01))
+    else:
+        opts = (SGD(lr=0.1), SGD(lr=0.1))
     for i in range(4):
         x, t = data(seed=i, dtype=dtype)
         step_both(fast, slow, x, t, opts)
@@ -418,7 +429,10 @@ def test_concurrent_passes_restore_the_blas_threads(monkeypatch, n_threads, min_
         np.random.seed(7)
         g = fast.gradient(x, t)
         for k in g:
-            np.testing.assert_array_equal(g[k], expected[i][k], err_msg=k)
+            if serial_pass(fast):
+                np.testing.assert_array_equal(g[k], expected[i][k], err_msg=k)
+            else:                                # split GEMMs: within float rounding
+                assert_close(g[k], expected[i][k], scale=100)
 
 
 def test_outputs_held_across_a_layer_path_call_are_not_overwritten():
