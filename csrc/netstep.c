@@ -64,7 +64,7 @@ static void elementwise_range(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, p
     *hi = *hi * FNN_DROPOUT_BLOCK < n ? *hi * FNN_DROPOUT_BLOCK : n;
 }
 
-static int elementwise(const fnn_op *op)
+static inline int elementwise(const fnn_op *op)
 {
     return op->kind == FNN_OP_RELU || op->kind == FNN_OP_SIGMOID || op->kind == FNN_OP_DROPOUT;
 }
@@ -564,9 +564,9 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
                         const fnn_softmax_args *sm, void *d_last, double *acc, void *partial,
                         int n_threads, int policy, int *schedule)
 {
-    double loss;
     *schedule = 1;
 #if FNN_NETSTEP_TWO_THREADS
+    double loss;
     if (n_threads >= 2 && policy != FNN_PASS_N_THREADS && blas->set_threads != NULL
             && blas->get_threads != NULL) {
         if (policy == FNN_PASS_ONE_THREAD) {
@@ -587,6 +587,7 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
     }
 #else
     (void)policy;
+    (void)partial;
 #endif
     return pass_serial(ops, n_ops, N, dbl, blas, sm, d_last, acc, n_threads);
 }
