@@ -118,7 +118,7 @@ static void forward_part(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas,
         break;
     }
     case FNN_OP_BATCHNORM:
-        part_range(op->d_out, 16, part, parts, &lo, &hi);
+        fnn_halves(op->d_out, part, parts, &lo, &hi);    /* as first_forward_rows sums */
         if (hi <= lo) break;
         if (parts == 1 && dbl)        /* the whole call may thread and stream */
             fnn_batchnorm_forward_train_f64(op->x, N, op->d_out, op->gamma, op->beta, op->eps,
