@@ -49,17 +49,24 @@ static inline void fnn_block(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, pt
     *hi = *lo + q + (part < r ? 1 : 0);
 }
 
-/* Part `part` of `parts` (1 or 2) of [0, n): the halves split at the multiple of 16 nearest n / 2.
+/* Part `part` of `parts` (1 or 2) of [0, n): the halves split at the multiple of `unit` (fnn_halves:
+ * 16) nearest n / 2.
  * The optimizers' two-thread split gives each thread these halves of every parameter's rows, and
  * the training pass's two-thread schedule computes the first layer's weight gradient in the same
  * row halves: each thread then updates the part of the largest weight matrix whose gradient it
  * wrote, which stays in its core's cache instead of moving to the other core every step. */
-static inline void fnn_halves(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, ptrdiff_t *hi)
+static inline void fnn_halves_by(ptrdiff_t n, ptrdiff_t unit, int part, int parts, ptrdiff_t *lo,
+                                 ptrdiff_t *hi)
 {
-    ptrdiff_t mid = (n / 2 + 8) / 16 * 16;
+    ptrdiff_t mid = (n / 2 + unit / 2) / unit * unit;   /* the multiple of unit nearest n / 2 */
     if (mid > n) mid = n;
     *lo = parts == 1 || part == 0 ? 0 : mid;
     *hi = parts == 1 || part != 0 ? n : mid;
+}
+
+static inline void fnn_halves(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    fnn_halves_by(n, 16, part, parts, lo, hi);
 }
 
 /* Run the statement CALL, which uses `ptrdiff_t lo, hi`, over the static blocks of [0, n) given

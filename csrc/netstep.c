@@ -44,22 +44,12 @@ static void gemm_rm(const fnn_blas *blas, int dbl, int ta, int tb, int m, int n,
     }
 }
 
-/* Part `part` of `parts` (1 or 2) of [0, n): the split at the multiple of `unit` nearest n / 2. */
-static void part_range(ptrdiff_t n, ptrdiff_t unit, int part, int parts, ptrdiff_t *lo,
-                       ptrdiff_t *hi)
-{
-    ptrdiff_t mid = (n / 2 + unit / 2) / unit * unit;
-    if (mid > n) mid = n;
-    *lo = parts == 1 ? 0 : part ? mid : 0;
-    *hi = parts == 1 ? n : part ? n : mid;
-}
-
 /* Part `part` of `parts` of an element-wise op's n elements: whole dropout mask words (32
  * elements), so that consecutive element-wise ops (ReLU then Dropout) split alike and a thread
  * goes on from one to the next on the elements it wrote, without waiting for the other. */
 static void elementwise_range(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, ptrdiff_t *hi)
 {
-    part_range(FNN_DROPOUT_WORDS(n), 1, part, parts, lo, hi);
+    fnn_halves_by(FNN_DROPOUT_WORDS(n), 1, part, parts, lo, hi);
     *lo *= FNN_DROPOUT_BLOCK;
     *hi = *hi * FNN_DROPOUT_BLOCK < n ? *hi * FNN_DROPOUT_BLOCK : n;
 }
@@ -107,7 +97,7 @@ static void forward_part(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas,
     ptrdiff_t lo, hi;
     switch (op->kind) {
     case FNN_OP_AFFINE: {
-        part_range(N, 1, part, parts, &lo, &hi);
+        fnn_halves_by(N, 1, part, parts, &lo, &hi);
         if (hi <= lo) break;
         char *y = (char *)op->y + lo * op->d_out * item;
         if (dbl) fnn_bias_fill_f64(op->b, (double *)y, hi - lo, op->d_out);
@@ -157,7 +147,7 @@ static void forward_part(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas,
         }
         break;
     case FNN_OP_DROPOUT:
-        part_range(FNN_DROPOUT_WORDS(n), 1, part, parts, &lo, &hi);
+        fnn_halves_by(FNN_DROPOUT_WORDS(n), 1, part, parts, &lo, &hi);
         if (hi <= lo) break;
         if (dbl)
             fnn_dropout_forward_range_f64(op->x, op->y, op->bits, n, op->seed, op->thr, op->scale,
@@ -524,7 +514,7 @@ static int infer_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const
     {
         const int parts = omp_get_num_threads();
         ptrdiff_t lo, hi;
-        part_range(N, 1, omp_get_thread_num(), parts, &lo, &hi);
+        fnn_halves_by(N, 1, omp_get_thread_num(), parts, &lo, &hi);
         if (omp_get_thread_num() == 0)
             team = parts;
         for (int i = 0; i < n_ops && hi > lo; i++) {
@@ -561,8 +551,8 @@ void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_b
 }
 
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                        const fnn_softmax_args *sm, void *d_last, double *acc, void *partial,
-                        int n_threads, int policy, int *schedule)
+                        const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
+                        void *partial, int n_threads, int policy, int *schedule)
 {
     *schedule = 1;
 #if FNN_NETSTEP_TWO_THREADS
@@ -575,18 +565,18 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
             blas_single_end(blas);
             return loss;
         }
-        int *ready = (int *)calloc((size_t)n_ops, sizeof(int));
         if (ready != NULL) {
+            memset(ready, 0, (size_t)n_ops * sizeof(int));
             blas_single_begin(blas);
             loss = pass_two_threads(ops, n_ops, N, dbl, blas, sm, d_last, acc, ready, partial);
             blas_single_end(blas);
-            free(ready);
             *schedule = 2;
             return loss;
         }
     }
 #else
     (void)policy;
+    (void)ready;
     (void)partial;
 #endif
     return pass_serial(ops, n_ops, N, dbl, blas, sm, d_last, acc, n_threads);

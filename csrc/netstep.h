@@ -84,13 +84,14 @@ typedef struct {
 enum { FNN_PASS_N_THREADS = 0, FNN_PASS_ONE_THREAD = 1, FNN_PASS_TWO_THREADS = 2 };
 
 /* One training pass: every op's forward, the loss (returned; its gradient goes to d_last, N x C),
- * every op's backward. acc: scratch of (widest op) doubles; partial: N x (first op's width)
- * elements of scratch for the two-thread schedule (NULL: its first layer is split by batch rows).
+ * every op's backward. acc: scratch of (widest op) doubles. Scratch of the two-thread schedule:
+ * ready, n_ops ints (NULL: serial only); partial, N x (first op's width) elements (NULL: its
+ * first layer is split by batch rows).
  * *schedule: the threads it ran on, 2 for the two-thread schedule (see netstep.c), 1 for serial. Every op's arrays are as the plan
  * set them; dout is filled in. */
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
-                        const fnn_softmax_args *sm, void *d_last, double *acc, void *partial,
-                        int n_threads, int policy, int *schedule);
+                        const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
+                        void *partial, int n_threads, int policy, int *schedule);
 
 /* The inference forward (the layers' forward with train_flg=False): every op in order. A
  * BatchNormalization op normalises with rm_old and rv_old (float64 running statistics); a Dropout

@@ -7,7 +7,6 @@
  * Constants are rounded to REAL once, as NumPy does with Python-float scalars (NEP 50). */
 
 #define FNN_OPT_INLINE static inline __attribute__((always_inline))
-
 #define FNN_OPT_SQRT(x) _Generic((x), float: sqrtf, double: sqrt)(x)
 
 typedef struct {

@@ -105,7 +105,7 @@ cdef extern from "netstep.h" nogil:
         void *probs
         double grad_scale
     double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
-                            const fnn_softmax_args *sm, void *d_last, double *acc,
+                            const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
                             void *partial, int n_threads, int policy, int *schedule)
     void fnn_netstep_infer(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                            int n_threads, int policy, int *schedule)
@@ -346,6 +346,23 @@ cdef class _ChainPlan:
         op.W, op.b = _data(W), _data(b)
         return True
 
+    cdef double _gemm_flops(self, bint backward):
+        """Flops of the chain's GEMMs: the forward's, or with backward those of the whole pass
+        (dW, and dx where the op needs it)."""
+        cdef double flops = 0.0
+        cdef Op *op
+        for i in range(self.n_ops):
+            op = &self.ops[i]
+            if op.kind == OP_AFFINE:
+                flops += 2.0 * self.N * op.d_in * op.d_out * (
+                    (3 if op.need_dx else 2) if backward else 1)
+        return flops
+
+    cdef void _set_policy(self, bint two_threads_pay):
+        """The two-thread schedule where it pays, else one thread or n (_serial_policy)."""
+        self.policy = (FNN_PASS_TWO_THREADS if two_threads_pay
+                       else _serial_policy(self.ops, self.n_ops, self.N))
+
     cdef void _finish(self):
         _lookup_blas_threads()
         self.baseline = [_refs(self.buffers, i) for i in range(len(self.buffers))]
@@ -412,7 +429,8 @@ cdef class TrainPass(_ChainPlan):
     cdef object loss_layer
     cdef list extra             # per layer: a BatchNormalization's dgamma, dbeta and statistics
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
-    cdef object partial         # two-thread schedule: thread 1's part of the first layer's output
+    cdef object ready, partial  # two-thread schedule: per-op flags, thread 1's part of the first
+                                # layer's output
     cdef list dxs               # per op: its input-gradient buffer on the two-thread schedule
     cdef list dx_pair           # the two the serial schedule alternates (netstep.h)
     cdef int scores_buf, probs_buf
@@ -550,20 +568,14 @@ cdef class TrainPass(_ChainPlan):
         # The two-thread schedule costs ~12 us to wake the second thread plus a few us per op
         # (barriers, waits): measured here, it pays from ~2 MFLOP of GEMM work per op (784-50-50
         # or the ch.6 network at batch 100: 1.2-1.4x faster; 64-100x3-10 at batch 100: slower).
-        gemm_flops = 0.0
-        for i in range(self.n_ops):
-            if self.ops[i].kind == OP_AFFINE:
-                gemm_flops += 2.0 * N * self.ops[i].d_in * self.ops[i].d_out * (
-                    3 if self.ops[i].need_dx else 2)
-        self.two_threads_pay = gemm_flops >= TWO_THREAD_MIN_FLOPS_PER_OP * self.n_ops
-        if self.two_threads_pay:
-            self.policy = FNN_PASS_TWO_THREADS
-        else:
-            self.policy = _serial_policy(self.ops, self.n_ops, N)
+        self.two_threads_pay = (self._gemm_flops(True)
+                                >= TWO_THREAD_MIN_FLOPS_PER_OP * self.n_ops)
+        self._set_policy(self.two_threads_pay)
         self.d_last = np.empty((N, width), dtype=dt)
         self.acc = np.empty(max_width, dtype=np.float64)
-        self.partial = (np.empty((N, self.ops[0].d_out), dtype=dt) if self.two_threads_pay
-                        else None)
+        if self.two_threads_pay:
+            self.ready = np.empty(self.n_ops, dtype=np.intc)
+            self.partial = np.empty((N, self.ops[0].d_out), dtype=dt)
         self._finish()
         return True
 
@@ -660,6 +672,7 @@ cdef class TrainPass(_ChainPlan):
         cdef void *scores = _data(buffers[self.scores_buf])
         cdef void *probs = _data(buffers[self.probs_buf])
         cdef void *d_last = _data(self.d_last)
+        cdef int *ready = <int *>_data(self.ready) if self.ready is not None else NULL
         cdef void *partial = _data(self.partial) if self.partial is not None else NULL
         cdef double *acc = <double *>_data(self.acc)
         cdef fnn_softmax_args sm
@@ -670,8 +683,8 @@ cdef class TrainPass(_ChainPlan):
         sm.grad_scale = grad_scale
         cdef double loss
         with nogil:
-            loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, partial,
-                                    nt, self.policy, &schedule)
+            loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, ready,
+                                    partial, nt, self.policy, &schedule)
         # the kernel returns NaN when its scratch allocation fails; finite scores cannot give a
         # NaN loss otherwise (infinite or NaN scores can, and then the pass is the layers')
         if loss != loss and np.isfinite(buffers[self.scores_buf]).all():
@@ -807,14 +820,7 @@ cdef class InferPass(_ChainPlan):
         if cur < 0:
             return False                # the scores would be the input array itself
         self.out_buf = cur
-        gemm_flops = 0.0
-        for i in range(self.n_ops):
-            if self.ops[i].kind == OP_AFFINE:
-                gemm_flops += 2.0 * N * self.ops[i].d_in * self.ops[i].d_out
-        if N >= 2 and gemm_flops >= INFER_TWO_THREAD_MIN_FLOPS:
-            self.policy = FNN_PASS_TWO_THREADS
-        else:
-            self.policy = _serial_policy(self.ops, self.n_ops, N)
+        self._set_policy(N >= 2 and self._gemm_flops(False) >= INFER_TWO_THREAD_MIN_FLOPS)
         self._finish()
         return True
 
