@@ -12,8 +12,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import assert_close
-from test_netstep import NETS, data, layer_state
+from test_netstep import NETS, assert_states_equal, check_value, data, layer_state
 
 import fastnn
 from fastnn import _netstep, layers as L
@@ -67,26 +66,8 @@ def assert_same(slow, fast, slow_state, fast_state, exact=None):
     exact = exact_here() if exact is None else exact
     if isinstance(slow, np.ndarray):
         assert isinstance(fast, np.ndarray) and fast.dtype == slow.dtype
-    check_values(fast, slow, exact)
-    assert fast_state.keys() == slow_state.keys()
-    for k, v in slow_state.items():
-        if isinstance(v, np.ndarray):
-            assert fast_state[k].dtype == v.dtype, k
-            check_values(fast_state[k], v, exact, str(k))
-        elif exact or not isinstance(v, (float, np.floating)):
-            assert fast_state[k] == v or (fast_state[k] is None and v is None), k
-        else:
-            assert_close(fast_state[k], v, scale=100)
-
-
-def check_values(actual, desired, exact, err_msg=""):
-    actual, desired = np.asarray(actual), np.asarray(desired)
-    if exact or desired.dtype.kind not in "fb":
-        np.testing.assert_array_equal(actual, desired, err_msg=err_msg)
-    elif desired.dtype == np.bool_:               # a value at 0 may round to either side
-        assert actual.shape == desired.shape and np.mean(actual != desired) < 0.01, err_msg
-    else:
-        assert_close(actual, desired, scale=100)
+    check_value(fast, slow, exact)
+    assert_states_equal(fast_state, slow_state, exact)
 
 
 @pytest.mark.parametrize("name", sorted(NETS))

@@ -85,22 +85,35 @@ def assert_same_state(a, b, exact=None):
     # values a float32 network computes (its batch statistics) keep float32's precision even
     # where they are stored in float64 (running statistics the user set as float64 arrays)
     tol = np.float32 if np.dtype(a.dtype) == np.float32 else None
-    sa, sb = layer_state(a), layer_state(b)
+    assert_states_equal(layer_state(a), layer_state(b), exact, tol)
+
+
+def assert_states_equal(sa, sb, exact, tol=None):
+    """Two layer_state() snapshots: bitwise if exact, else within float tolerance (of dtype tol,
+    default each value's own)."""
     assert sa.keys() == sb.keys()
     for k in sa:
-        va, vb = sa[k], sb[k]
-        if isinstance(vb, np.ndarray):
-            assert isinstance(va, np.ndarray) and va.dtype == vb.dtype, k
-            if exact or va.dtype.kind not in "fb":
-                np.testing.assert_array_equal(va, vb, err_msg=str(k))
-            elif va.dtype == np.bool_:        # a value at 0 may round to either side
-                assert va.shape == vb.shape and np.mean(va != vb) < 0.01, k
-            else:
-                assert_close(va, vb, dtype=tol, scale=100)
-        elif exact or not isinstance(vb, (float, np.floating)):
-            assert va == vb or (va is None and vb is None), (k, va, vb)
+        if isinstance(sb[k], np.ndarray):
+            assert isinstance(sa[k], np.ndarray) and sa[k].dtype == sb[k].dtype, k
+        check_value(sa[k], sb[k], exact, tol, str(k))
+
+
+def check_value(actual, desired, exact, tol=None, err_msg=""):
+    """One result or attribute: arrays and floats bitwise if exact, else within float tolerance
+    (a boolean mask: a value at 0 may round to either side); anything else equal."""
+    if isinstance(desired, np.ndarray):
+        actual = np.asarray(actual)
+        if exact or desired.dtype.kind not in "fb":
+            np.testing.assert_array_equal(actual, desired, err_msg=err_msg)
+        elif desired.dtype == np.bool_:
+            assert actual.shape == desired.shape and np.mean(actual != desired) < 0.01, err_msg
         else:
-            assert_close(va, vb, dtype=tol, scale=100)
+            assert_close(actual, desired, dtype=tol, scale=100)
+    elif exact or not isinstance(desired, (float, np.floating)):
+        assert actual == desired or (actual is None and desired is None), (
+            err_msg, actual, desired)
+    else:
+        assert_close(actual, desired, dtype=tol, scale=100)
 
 
 def step_both(fast, slow, x, t, opts=None, exact=None):
