@@ -33,7 +33,7 @@ KERNELS = {
     "_batchnorm": ["csrc/batchnorm.c"],
     # a network's whole training pass, calling the kernel families above (its own copy of them)
     "_netstep": ["csrc/netstep.c", "csrc/affine.c", "csrc/activations.c", "csrc/batchnorm.c",
-                 "csrc/dropout.c", "csrc/softmax_xent.c"],
+                 "csrc/dropout.c", "csrc/softmax_xent.c", "csrc/optim.c"],
 }
 
 

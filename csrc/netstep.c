@@ -222,6 +222,31 @@ static void *chain_backward(fnn_op *op, void *d, void *dx, ptrdiff_t N, int dbl,
     return NULL;
 }
 
+/* The fused optimizer update (netstep.h) of op's parameter j (0: W or gamma, 1: b or beta),
+ * elements [lo, hi), on the calling thread: once its gradient is computed and the chain has
+ * done with the old values (the op's input gradient). */
+static void update_range(const fnn_op *op, const fnn_fused_update *upd, int dbl, int j,
+                         ptrdiff_t lo, ptrdiff_t hi)
+{
+    const int affine = op->kind == FNN_OP_AFFINE;
+    const size_t off = (size_t)lo * (dbl ? sizeof(double) : sizeof(float));
+    void *p = (char *)(affine ? (j ? op->b : op->W) : (j ? op->beta : op->gamma)) + off;
+    void *g = (char *)(affine ? (j ? op->db : op->dW) : (j ? op->dbeta : op->dgamma)) + off;
+    void *s1 = op->s1[j] != NULL ? (char *)op->s1[j] + off : NULL;
+    void *s2 = op->s2[j] != NULL ? (char *)op->s2[j] + off : NULL;
+    const ptrdiff_t n = hi - lo;
+    if (n <= 0)
+        return;
+    if (dbl)
+        fnn_optim_step_f64(upd->kind, &upd->hp, 1, (double *const *)&p, (double *const *)&g,
+                           s1 ? (double *const *)&s1 : NULL, s2 ? (double *const *)&s2 : NULL,
+                           &n, NULL, 1);
+    else
+        fnn_optim_step_f32(upd->kind, &upd->hp, 1, (float *const *)&p, (float *const *)&g,
+                           s1 ? (float *const *)&s1 : NULL, s2 ? (float *const *)&s2 : NULL,
+                           &n, NULL, 1);
+}
+
 static void backward_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *d, double *acc,
                             const fnn_blas *blas, int nt)
 {
@@ -277,6 +302,18 @@ static void spin_barrier_wait(spin_barrier *b, int *local_sense)
         while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != *local_sense)
             wait_step(&spins);
     }
+}
+
+/* The two-thread backward's per-op progress flags (`ready`, zeroed per pass), set by the chain:
+ * the op's output gradient is ready (Affine ops); with a fused update, the chain has done with
+ * the op (its input gradient is computed: its parameters may change). */
+enum { DOUT_READY = 1, CHAIN_DONE = 2 };
+
+static void wait_ready(const int *flag, int level)
+{
+    unsigned spins = 0;
+    while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) < level)
+        wait_step(&spins);
 }
 
 /* The BLAS is set to one thread while any two-thread pass runs (passes of several networks may
@@ -372,7 +409,8 @@ static int first_forward_rows(const fnn_op *ops, int n_ops, ptrdiff_t N, int dbl
  * threads ~11 % faster. */
 static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
                                const fnn_blas *blas, const fnn_softmax_args *sm, void *d_last,
-                               double *acc, int *ready, void *partial)
+                               double *acc, int *ready, void *partial,
+                               const fnn_fused_update *upd, int *updated)
 {
     double loss = 0.0;
     spin_barrier barrier = {0, 0};
@@ -383,6 +421,12 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
         if (ops[i].kind == FNN_OP_AFFINE && !ops[i].need_dx)
             break;
     }
+    /* The chain stops at an Affine op without an input gradient: ops below it get no gradients,
+     * so none of them may have an update to fuse. */
+    const int chain_end = last >= 0 && !ops[last].need_dx ? last : 0;
+    for (int i = 0; i < chain_end && upd != NULL; i++)
+        if (ops[i].update)
+            upd = NULL;
     ptrdiff_t k_lo, k_mid;
     fnn_halves(ops[0].d_in, 0, 2, &k_lo, &k_mid);
     const int split_first = last == 0 && partial != NULL && k_mid > 0 && k_mid < ops[0].d_in;
@@ -411,33 +455,49 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
             if (tid == 0)
                 loss = softmax(sm, N, dbl, d_last, 1);
             spin_barrier_wait(&barrier, &sense);
+            /* a NaN loss may mean no gradient (the softmax's scratch allocation failed) */
+            const fnn_fused_update *u = loss == loss ? upd : NULL;
             if (tid == 0) {                   /* the chain */
+                *updated = u != NULL;
                 void *d = d_last;
                 for (int i = n_ops - 1; i >= 0 && d != NULL; i--) {
                     fnn_op *op = &ops[i];
                     op->dout = d;
                     if (op->kind == FNN_OP_AFFINE)
-                        __atomic_store_n(&ready[i], 1, __ATOMIC_RELEASE);
+                        __atomic_store_n(&ready[i], DOUT_READY, __ATOMIC_RELEASE);
                     d = chain_backward(op, d, op->dx, N, dbl, blas, 1);
+                    if (u != NULL)
+                        __atomic_store_n(&ready[i], CHAIN_DONE, __ATOMIC_RELEASE);
                 }
                 if (last >= 0) {              /* first half of the chain's last dW: the rows */
                     ptrdiff_t lo, hi;         /* the optimizers' split gives thread 0 (optim.h) */
-                    fnn_halves(ops[last].d_in, 0, 2, &lo, &hi);
-                    affine_dW_rows(&ops[last], N, dbl, blas, lo, hi);
+                    const fnn_op *op = &ops[last];
+                    fnn_halves(op->d_in, 0, 2, &lo, &hi);
+                    affine_dW_rows(op, N, dbl, blas, lo, hi);
+                    if (u != NULL && op->update)
+                        update_range(op, u, dbl, 0, lo * op->d_out, hi * op->d_out);
                 }
             } else {                          /* weight and bias gradients, layer by layer */
-                for (int i = n_ops - 1; i >= last && i >= 0; i--) {
-                    if (ops[i].kind != FNN_OP_AFFINE)
-                        continue;
-                    unsigned spins = 0;
-                    while (!__atomic_load_n(&ready[i], __ATOMIC_ACQUIRE))
-                        wait_step(&spins);
+                for (int i = n_ops - 1; i >= chain_end; i--) {
                     const fnn_op *op = &ops[i];
-                    ptrdiff_t lo = 0, hi = op->d_in;
-                    if (i == last)
-                        fnn_halves(op->d_in, 1, 2, &lo, &hi);
-                    affine_dW_rows(op, N, dbl, blas, lo, hi);
-                    affine_db(op, N, dbl, acc);
+                    const int update = u != NULL && op->update;
+                    if (op->kind == FNN_OP_AFFINE) {
+                        wait_ready(&ready[i], DOUT_READY);
+                        ptrdiff_t lo = 0, hi = op->d_in;
+                        if (i == last)
+                            fnn_halves(op->d_in, 1, 2, &lo, &hi);
+                        affine_dW_rows(op, N, dbl, blas, lo, hi);
+                        affine_db(op, N, dbl, acc);
+                        if (update) {
+                            wait_ready(&ready[i], CHAIN_DONE);
+                            update_range(op, u, dbl, 0, lo * op->d_out, hi * op->d_out);
+                            update_range(op, u, dbl, 1, 0, op->d_out);
+                        }
+                    } else if (update) {      /* BatchNorm: gamma, beta */
+                        wait_ready(&ready[i], CHAIN_DONE);
+                        update_range(op, u, dbl, 0, 0, op->d_out);
+                        update_range(op, u, dbl, 1, 0, op->d_out);
+                    }
                 }
             }
         }
@@ -552,9 +612,11 @@ void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_b
 
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
-                        void *partial, int n_threads, int policy, int *schedule)
+                        void *partial, int n_threads, int policy,
+                        const fnn_fused_update *upd, int *schedule, int *updated)
 {
     *schedule = 1;
+    *updated = 0;
 #if FNN_NETSTEP_TWO_THREADS
     double loss;
     if (n_threads >= 2 && policy != FNN_PASS_N_THREADS && blas->set_threads != NULL
@@ -568,7 +630,8 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
         if (ready != NULL) {
             memset(ready, 0, (size_t)n_ops * sizeof(int));
             blas_single_begin(blas);
-            loss = pass_two_threads(ops, n_ops, N, dbl, blas, sm, d_last, acc, ready, partial);
+            loss = pass_two_threads(ops, n_ops, N, dbl, blas, sm, d_last, acc, ready, partial,
+                                    upd, updated);
             blas_single_end(blas);
             *schedule = 2;
             return loss;

@@ -18,6 +18,7 @@
 #define FNN_NETSTEP_H
 #include <stddef.h>
 #include <stdint.h>
+#include "optim.h"
 
 enum { FNN_OP_AFFINE = 0, FNN_OP_BATCHNORM = 1, FNN_OP_RELU = 2, FNN_OP_SIGMOID = 3,
        FNN_OP_DROPOUT = 4 };
@@ -62,7 +63,19 @@ typedef struct {
     uint32_t *bits;
     uint64_t seed, thr;
     double scale;
+    /* Fused optimizer update (fnn_netstep_pass's upd): the op's two parameter tensors (Affine: W,
+     * b; BatchNormalization: gamma, beta) are updated with these states (s1/s2[j]: tensor j's,
+     * NULL for the rule's unused ones) once the backward has their gradients; 0: not this op. */
+    int update;
+    void *s1[2], *s2[2];
 } fnn_op;
+
+/* An optimizer update fused into the backward (optim.h: kind, hyper-parameters as for
+ * fnn_optim_step_T). */
+typedef struct {
+    int kind;
+    fnn_optim_hparams hp;
+} fnn_fused_update;
 
 /* The loss layer (SoftmaxWithLoss) between the forward and the backward: scores (N, C) are the
  * last op's output; exactly one of idx (N labels) and onehot (N, C) is set (softmax_xent.h). */
@@ -88,10 +101,21 @@ enum { FNN_PASS_N_THREADS = 0, FNN_PASS_ONE_THREAD = 1, FNN_PASS_TWO_THREADS = 2
  * ready, n_ops ints (NULL: serial only); partial, N x (first op's width) elements (NULL: its
  * first layer is split by batch rows).
  * *schedule: the threads it ran on, 2 for the two-thread schedule (see netstep.c), 1 for serial. Every op's arrays are as the plan
- * set them; dout is filled in. */
+ * set them; dout is filled in.
+ * upd (NULL: none): an optimizer update the two-thread schedule applies itself, each op with
+ * `update` set having its parameters updated by that rule (fnn_optim_step_T) during the
+ * backward: thread 1, which computes the weight gradients, updates a layer's parameters as soon
+ * as their gradients are computed and the chain (thread 0) has done with their old values, so
+ * the update overlaps the rest of the chain; the first layer's weights are updated in the row
+ * halves each thread computed the gradient of (the optimizers' two-thread split). The results
+ * are those of the pass followed by the optimizer's step (every rule is element-wise).
+ * *updated: 1 if that was done, 0 if not (the serial schedule ran -- there, measured, a fused
+ * update was no faster than the separate step -- or upd is NULL, or the loss is NaN): the
+ * caller then runs the optimizer itself if it should. */
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
-                        void *partial, int n_threads, int policy, int *schedule);
+                        void *partial, int n_threads, int policy,
+                        const fnn_fused_update *upd, int *schedule, int *updated);
 
 /* The inference forward (the layers' forward with train_flg=False): every op in order. A
  * BatchNormalization op normalises with rm_old and rv_old (float64 running statistics); a Dropout

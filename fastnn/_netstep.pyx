@@ -97,6 +97,9 @@ cdef extern from "netstep.h" nogil:
         uint32_t *bits
         uint64_t seed, thr
         double scale
+        int update
+        void *s1[2]
+        void *s2[2]
     ctypedef struct fnn_softmax_args:
         const void *scores
         Py_ssize_t C
@@ -104,9 +107,20 @@ cdef extern from "netstep.h" nogil:
         const void *onehot
         void *probs
         double grad_scale
+    ctypedef struct fnn_optim_hparams:
+        double lr
+        double momentum
+        double beta2
+        double eps
+        double weight_decay
+        double lr_wd
+    ctypedef struct fnn_fused_update:
+        int kind
+        fnn_optim_hparams hp
     double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                             const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
-                            void *partial, int n_threads, int policy, int *schedule)
+                            void *partial, int n_threads, int policy,
+                            const fnn_fused_update *upd, int *schedule, int *updated)
     void fnn_netstep_infer(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                            int n_threads, int policy, int *schedule)
     int fnn_netstep_two_threads_built()
@@ -435,18 +449,24 @@ cdef class TrainPass(_ChainPlan):
     cdef list dx_pair           # the two the serial schedule alternates (netstep.h)
     cdef int scores_buf, probs_buf
     cdef readonly bint two_threads_pay  # enough work per op for the two-thread schedule
+    cdef list param_keys        # per op: the params keys of its two parameters, or None
+    cdef readonly bint updated  # the last run applied the optimizer update it was given
 
     @staticmethod
-    def build(layers, loss_layer, x, dtype, grad_views=None):
+    def build(layers, loss_layer, x, dtype, grad_views=None, param_keys=None):
         """The plan for ``layers`` (an ordered mapping), ``loss_layer`` and input ``x``, or None.
 
         ``grad_views`` maps ``(id(layer), 'dgamma'|'dbeta')`` to arrays the BatchNormalization
         gradients are written into (the network's flat gradient views); others get arrays of
-        their own.
+        their own. ``param_keys`` maps ``id(layer)`` of Affine and BatchNormalization layers to
+        the network's ``params`` keys of their (W, b) or (gamma, beta): the layers whose update
+        :meth:`run` can apply.
         """
         cdef TrainPass p = TrainPass.__new__(TrainPass)
         if not p._plan(layers, loss_layer, x, np.dtype(dtype), grad_views or {}):
             return None
+        keys = param_keys or {}
+        p.param_keys = [keys.get(id(layer)) for layer in p.layers]
         return p
 
     cdef bint _plan(self, layers, loss_layer, x, object dt, dict grad_views) except -1:
@@ -611,23 +631,74 @@ cdef class TrainPass(_ChainPlan):
             i += 1
         return True
 
-    def run(self, x, t):
+    def run(self, x, t, update=None):
         """One training pass on input ``x`` (as :meth:`matches` accepts) and labels ``t``
         (class indices or one-hot, as ``SoftmaxWithLoss`` reads them).
 
         Returns the loss (a scalar of the network's dtype), or None, before changing anything,
         when the labels need the layers' own path (invalid labels, whose error that path
         raises, or one-hot labels of a dtype that would promote the gradient), or when another
-        Python thread is running this plan (its buffers are in use)."""
+        Python thread is running this plan (its buffers are in use).
+
+        ``update``: an optimizer update to apply in the backward, ``(kind, (lr, momentum, beta2,
+        eps, weight_decay, lr_wd), params, s1, s2)`` as ``fastnn._optim.StepPlan.step`` takes it
+        (state dicts s1/s2 or None), validated by the caller (``StepPlan.check``) for this call's
+        params and gradients. It is applied when the pass runs the two-thread schedule and every
+        parameter of the chain is ``params[key]`` for its ``param_keys`` key with usable
+        states; :attr:`updated` tells whether it was (else the caller runs the optimizer)."""
         if self.busy:
             return None
         self.busy = True
         try:
-            return self._run(x, t)
+            return self._run(x, t, update)
         finally:
             self.busy = False
 
-    cdef _run(self, x, t):
+    cdef list _bind_update(self, update, fnn_fused_update *upd):
+        """Point every parameter op at its optimizer states (the arrays, kept alive by the
+        returned list during the pass), or return None (no fused update) if any is unusable."""
+        kind, hp, params, s1, s2 = update
+        upd.kind = kind
+        upd.hp.lr, upd.hp.momentum, upd.hp.beta2, upd.hp.eps, upd.hp.weight_decay, upd.hp.lr_wd = hp
+        cdef list held = []
+        cdef int i, j
+        cdef Op *op
+        cdef void *p
+        cdef void *g
+        for i in range(self.n_ops):
+            op = &self.ops[i]
+            op.update = 0
+            if op.kind != OP_AFFINE and op.kind != OP_BATCHNORM:
+                continue
+            keys = self.param_keys[i]
+            if keys is None:
+                return None
+            for j in range(2):
+                if op.kind == OP_AFFINE:
+                    p, g = (op.W, op.dW) if j == 0 else (op.b, op.db)
+                else:
+                    p, g = (op.gamma, op.dgamma) if j == 0 else (op.beta, op.dbeta)
+                a = params.get(keys[j])
+                if type(a) is not np.ndarray or _data(a) != p:
+                    return None              # not the array the layer computes with
+                shape = a.shape
+                op.s1[j] = op.s2[j] = NULL
+                if s1 is not None:
+                    st = s1.get(keys[j])
+                    if not _is_array(st, self.dtype, shape, True):
+                        return None
+                    held.append(st)
+                    op.s1[j] = _data(st)
+                if s2 is not None:
+                    st = s2.get(keys[j])
+                    if not _is_array(st, self.dtype, shape, True):
+                        return None
+                    held.append(st)
+                    op.s2[j] = _data(st)
+            op.update = 1
+        return held
+
+    cdef _run(self, x, t, update):
         cdef int i, n_ops = self.n_ops, nt = get_num_threads()
         cdef Op *op
         cdef Py_ssize_t N = self.N, C = self.C
@@ -682,9 +753,14 @@ cdef class TrainPass(_ChainPlan):
         sm.scores, sm.C, sm.idx, sm.onehot, sm.probs = scores, C, pidx, ponehot, probs
         sm.grad_scale = grad_scale
         cdef double loss
+        cdef fnn_fused_update upd
+        cdef int updated = 0
+        held = self._bind_update(update, &upd) if update is not None else None
         with nogil:
             loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, ready,
-                                    partial, nt, self.policy, &schedule)
+                                    partial, nt, self.policy, &upd if held is not None else NULL,
+                                    &schedule, &updated)
+        self.updated = updated
         # the kernel returns NaN when its scratch allocation fails; finite scores cannot give a
         # NaN loss otherwise (infinite or NaN scores can, and then the pass is the layers')
         if loss != loss and np.isfinite(buffers[self.scores_buf]).all():

@@ -118,6 +118,7 @@ cdef class StepPlan:
     cdef readonly int n_states
     cdef Py_ssize_t cap          # capacity of the tables
     cdef Py_ssize_t count        # segments in `cur` (non-empty arrays of the last call)
+    cdef Py_ssize_t total        # their elements
     cdef Py_ssize_t prev_count   # segments in `prev` (last validated, coalesced call)
     cdef Seg *cur
     cdef Seg *prev
@@ -296,6 +297,17 @@ cdef class StepPlan:
             self._release()
             self.busy = False
 
+    def check(self, params, grads, s1, s2):
+        """Validate a call as :meth:`step` does, without writing anything: DONE if the compiled
+        kernels can run it (a training pass may then apply the update itself), else FALLBACK.
+        Raises as :meth:`step` does."""
+        if self.busy:
+            raise RuntimeError("this optimizer is already running an update (in another thread)")
+        try:
+            return self._validate(params, grads, s1, s2)
+        finally:
+            self._release()
+
     cdef void _hold(self, object a) noexcept:
         Py_INCREF(a)
         self.held[self.n_held] = <PyObject *>a
@@ -309,6 +321,15 @@ cdef class StepPlan:
 
     cdef object _step(self, params, grads, s1, s2, double lr, double momentum, double beta2,
                       double eps, double weight_decay, double lr_wd):
+        if self._validate(params, grads, s1, s2) != DONE:
+            return FALLBACK
+        self._run(lr, momentum, beta2, eps, weight_decay, lr_wd)
+        self.last_segments = self.n_runs[0] + self.n_runs[1]
+        self.last_elements = self.total
+        return DONE
+
+    cdef object _validate(self, params, grads, s1, s2):
+        """Fill the tables (and hold the arrays) for this call: DONE, or FALLBACK."""
         cdef Py_ssize_t n = len(params)
         self._reserve(n)
         cdef Py_ssize_t count = 0, total = 0
@@ -382,14 +403,12 @@ cdef class StepPlan:
             total += s.n
             count += 1
         self.count = count
+        self.total = total
         if not self._unchanged():
             if self._overlaps():
                 self.prev_count = -1
                 return FALLBACK
             self._coalesce()
-        self._run(lr, momentum, beta2, eps, weight_decay, lr_wd)
-        self.last_segments = self.n_runs[0] + self.n_runs[1]
-        self.last_elements = total
         return DONE
 
     cdef int _run(self, double lr, double momentum, double beta2, double eps,

@@ -201,7 +201,8 @@ class _FlatNet:
                      for _, layer, attr, view, decay, _ in self._collector.entries
                      if attr in ('dgamma', 'dbeta')}
             plan = self._train_pass = _netstep.TrainPass.build(layers, loss_layer, x,
-                                                               self.dtype, views)
+                                                               self.dtype, views,
+                                                               self._param_keys())
             if plan is None:
                 # something the pass cannot run (a layer subclass, an input dtype to promote,
                 # ...): retry only every 64 calls rather than pay a failed build each step
@@ -219,6 +220,60 @@ class _FlatNet:
         if all(e[4] is None and grads[e[0]] is e[3] for e in entries):
             self._direct_plan = plan
             self._direct_grads = tuple((e[0], e[3]) for e in entries)
+        return grads
+
+    def _param_keys(self):
+        """id(layer) -> the params keys of its (W, b) or (gamma, beta), for TrainPass."""
+        keys = {}
+        for key, layer, attr, pkey in self._grad_entries():
+            slot = keys.setdefault(id(layer), [None, None])
+            slot[attr in ('db', 'dbeta')] = pkey
+        return {k: tuple(v) for k, v in keys.items()}
+
+    def train_step(self, x, t, optimizer):
+        """One training step: ``grads = self.gradient(x, t)``, then
+        ``optimizer.update(self.params, grads)``. Returns ``grads``.
+
+        The same results as those two calls. When the compiled pass runs its two-thread
+        schedule with a fastnn optimizer, the pass applies the update itself: the thread that
+        computes the weight gradients updates each layer as soon as its gradients are ready and
+        the other thread has done with its old values, overlapping the update with the rest of
+        the backward (the ch.6 network at two threads: see the README). Otherwise (one thread,
+        weight decay, the book's optimizers, an optimizer subclass overriding ``update``) this
+        runs the two calls.
+
+        Parameters
+        ----------
+        x, t : ndarray
+            A batch, as for :meth:`gradient`.
+        optimizer : object
+            Has ``update(params, grads)`` (fastnn.optimizer or the book's).
+        """
+        grads = self._fused_step(x, t, optimizer) if self.compiled_step else None
+        if grads is None:
+            grads = self.gradient(x, t)
+            optimizer.update(self.params, grads)
+        return grads
+
+    def _fused_step(self, x, t, optimizer):
+        """train_step with the update in the compiled pass, or None (nothing changed then)."""
+        fused = getattr(optimizer, '_fused_update', None)
+        plan = self._train_pass
+        if (fused is None or plan is None or self._direct_plan is not plan or plan.schedule != 2
+                or self.weight_decay_lambda != self._wired_lambda):
+            return None         # (a serial pass would not apply it: no need to prepare it)
+        x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
+        x = self._pass_input(x)
+        if not plan.matches(self.layers, getattr(self, self._loss_layer_attr), x):
+            return None
+        grads = dict(self._direct_grads)
+        update = fused(self.params, grads)
+        if update is None or plan.run(x, t, update) is None:
+            return None
+        if plan.updated:
+            optimizer._fused_done()
+        else:
+            optimizer.update(self.params, grads)
         return grads
 
     def _gradient(self, x, t):

@@ -153,7 +153,7 @@ class _Optimizer:
     def update(self, params, grads):
         """Update every ``params[key]`` in place from ``grads[key]``."""
         self._ensure_state(params)
-        if self._step(params, grads, self.lr, self._hyper(), weight_decay=self.weight_decay):
+        if self._step(params, grads):
             return
         # non-array or unusual parameters: the book's formulas, one key at a time
         self._prevalidate(params, grads)
@@ -164,16 +164,40 @@ class _Optimizer:
         """The second hyper-parameter of the compiled step (momentum, decay rate) or 0."""
         return 0.0
 
+    def _fused_update(self, params, grads):
+        """The update of ``update(params, grads)`` for a compiled training pass to apply itself.
+
+        Validates the call as :meth:`update` does (and creates the state), writing nothing.
+        Returns ``(kind, (lr, momentum, beta2, eps, weight_decay, lr_wd), params, s1, s2)`` (see
+        ``fastnn._netstep.TrainPass.run``), or None when :meth:`update` must run: a subclass
+        with its own ``update``, or a call the compiled kernels do not take. After the pass
+        applied it, :meth:`_fused_done` does what the rest of ``update`` would (Adam's ``iter``).
+        """
+        if type(self).update not in _FUSABLE_UPDATES:
+            return None
+        self._ensure_state(params)
+        st = [getattr(self, name) for name in self._states] + [None, None]
+        if self._get_plan().check(params, grads, st[0], st[1]) != _optim.DONE:
+            return None
+        return self._kind, self._step_hparams(), params, st[0], st[1]
+
+    def _step_hparams(self):
+        """(lr, momentum, beta2, eps, weight_decay, lr_wd) of the next compiled step."""
+        return (float(self.lr), float(self._hyper()), 0.0, _EPS, float(self.weight_decay), 0.0)
+
+    def _fused_done(self):
+        pass
+
     def _ensure_state(self, params):
         if self._states and getattr(self, self._states[0]) is None:
             for name in self._states:
                 setattr(self, name, _new_state(params))
 
-    def _step(self, params, grads, lr, momentum=0.0, beta2=0.0, weight_decay=0.0, lr_wd=0.0):
+    def _step(self, params, grads):
         """The compiled update; False if it must fall back (nothing written then)."""
         st = [getattr(self, name) for name in self._states] + [None, None]
-        return self._get_plan().step(params, grads, st[0], st[1], lr, momentum, beta2, _EPS,
-                                     weight_decay, lr_wd) == _optim.DONE
+        return self._get_plan().step(params, grads, st[0], st[1],
+                                     *self._step_hparams()) == _optim.DONE
 
     def _grad(self, params, grads, key):
         g = grads[key]
@@ -386,17 +410,22 @@ class Adam(_Optimizer):
     def _decoupled(self):
         return 0.0
 
+    def _step_hparams(self):
+        it = self.iter + 1
+        # the book's lr_t, in double (math.sqrt and np.sqrt are both the correctly rounded sqrt)
+        lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** it) / (1.0 - self.beta1 ** it)
+        return (lr_t, float(self.beta1), float(self.beta2), _EPS, float(self._coupled()),
+                float(self._decoupled()))
+
+    def _fused_done(self):
+        self.iter += 1
+
     def update(self, params, grads):
         """Update every ``params[key]`` in place from ``grads[key]``."""
         if self.m is None:
             self._ensure_state(params)
-        it = self.iter + 1
-        # the book's lr_t, in double (math.sqrt and np.sqrt are both the correctly rounded sqrt)
-        lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** it) / (1.0 - self.beta1 ** it)
-        plan = self.__dict__.get("_plan") or self._get_plan()
-        if plan.step(params, grads, self.m, self.v, lr_t, self.beta1, self.beta2, _EPS,
-                     self._coupled(), self._decoupled()) == _optim.DONE:
-            self.iter = it
+        if self._step(params, grads):
+            self.iter += 1
             return
         self._prevalidate(params, grads)
         self.iter += 1
@@ -440,3 +469,7 @@ class AdamW(Adam):
 
     def _grad(self, params, grads, key):
         return grads[key]
+
+
+# the update() methods whose call a training pass may apply itself (_Optimizer._fused_update)
+_FUSABLE_UPDATES = (_Optimizer.update, Adam.update)

@@ -81,6 +81,15 @@ class Trainer(_ReferenceTrainer):
         self.final_test_acc = None
         self._bar = None
 
+    def _learn(self, x_batch, t_batch):
+        """The book's ``gradient`` then ``optimizer.update``, as the network's ``train_step``
+        when it has one (fastnn networks: the same results, the update fused into the pass)."""
+        step = getattr(self.network, "train_step", None)
+        if step is None:
+            super()._learn(x_batch, t_batch)
+        else:
+            step(x_batch, t_batch, self.optimizer)
+
     def train_step(self):
         """One update on a batch drawn with replacement, then the logging (the book's step;
         the progress bar, when shown, gets the latest epoch's figures)."""

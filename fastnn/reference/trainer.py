@@ -64,6 +64,11 @@ class Trainer:
         self.train_acc_list = []
         self.test_acc_list = []
 
+    def _learn(self, x_batch, t_batch):
+        """The book's update: gradients, then the optimizer step."""
+        grads = self.network.gradient(x_batch, t_batch)
+        self.optimizer.update(self.network.params, grads)
+
     def train_step(self):
         """One update on a batch drawn with replacement, then the logging.
 
@@ -73,8 +78,7 @@ class Trainer:
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
 
-        grads = self.network.gradient(x_batch, t_batch)
-        self.optimizer.update(self.network.params, grads)
+        self._learn(x_batch, t_batch)
 
         loss = self.network.loss(x_batch, t_batch)
         self.train_loss_list.append(loss)
