@@ -297,16 +297,25 @@ cdef class StepPlan:
             self._release()
             self.busy = False
 
-    def check(self, params, grads, s1, s2):
+    def reserve(self, params, grads, s1, s2):
         """Validate a call as :meth:`step` does, without writing anything: DONE if the compiled
         kernels can run it (a training pass may then apply the update itself), else FALLBACK.
-        Raises as :meth:`step` does."""
+        Raises as :meth:`step` does. After DONE the plan counts as running an update (another
+        thread's :meth:`step` or :meth:`reserve` raises RuntimeError) until :meth:`unreserve`."""
         if self.busy:
             raise RuntimeError("this optimizer is already running an update (in another thread)")
+        self.busy = True
         try:
-            return self._validate(params, grads, s1, s2)
+            rc = self._validate(params, grads, s1, s2)
         finally:
             self._release()
+        if rc != DONE:
+            self.busy = False
+        return rc
+
+    def unreserve(self):
+        """End what :meth:`reserve` started."""
+        self.busy = False
 
     cdef void _hold(self, object a) noexcept:
         Py_INCREF(a)

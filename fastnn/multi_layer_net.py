@@ -268,11 +268,17 @@ class _FlatNet:
             return None
         grads = dict(self._direct_grads)
         update = fused(self.params, grads)
-        if update is None or plan.run(x, t, update) is None:
+        if update is None:
             return None
-        if plan.updated:
-            optimizer._fused_done()
-        else:
+        applied = False
+        try:
+            loss = plan.run(x, t, update)
+            applied = loss is not None and plan.updated
+        finally:
+            optimizer._fused_finish(applied)
+        if loss is None:
+            return None
+        if not applied:
             optimizer.update(self.params, grads)
         return grads
 

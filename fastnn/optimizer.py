@@ -170,23 +170,31 @@ class _Optimizer:
         Validates the call as :meth:`update` does (and creates the state), writing nothing.
         Returns ``(kind, (lr, momentum, beta2, eps, weight_decay, lr_wd), params, s1, s2)`` (see
         ``fastnn._netstep.TrainPass.run``), or None when :meth:`update` must run: a subclass
-        with its own ``update``, or a call the compiled kernels do not take. After the pass
-        applied it, :meth:`_fused_done` does what the rest of ``update`` would (Adam's ``iter``).
+        with its own ``update``, or a call the compiled kernels do not take. After a tuple, the
+        optimizer counts as running an update (as during :meth:`update`: a concurrent call
+        raises RuntimeError) until :meth:`_fused_finish`, which the caller must call.
         """
         if type(self).update not in _FUSABLE_UPDATES:
             return None
         self._ensure_state(params)
         st = [getattr(self, name) for name in self._states] + [None, None]
-        if self._get_plan().check(params, grads, st[0], st[1]) != _optim.DONE:
+        if self._get_plan().reserve(params, grads, st[0], st[1]) != _optim.DONE:
             return None
         return self._kind, self._step_hparams(), params, st[0], st[1]
+
+    def _fused_finish(self, applied):
+        """End a :meth:`_fused_update`; ``applied``: the pass did apply it (then what the rest of
+        :meth:`update` does follows: Adam counts the step)."""
+        self._get_plan().unreserve()
+        if applied:
+            self._count_step()
+
+    def _count_step(self):
+        pass
 
     def _step_hparams(self):
         """(lr, momentum, beta2, eps, weight_decay, lr_wd) of the next compiled step."""
         return (float(self.lr), float(self._hyper()), 0.0, _EPS, float(self.weight_decay), 0.0)
-
-    def _fused_done(self):
-        pass
 
     def _ensure_state(self, params):
         if self._states and getattr(self, self._states[0]) is None:
@@ -417,7 +425,7 @@ class Adam(_Optimizer):
         return (lr_t, float(self.beta1), float(self.beta2), _EPS, float(self._coupled()),
                 float(self._decoupled()))
 
-    def _fused_done(self):
+    def _count_step(self):
         self.iter += 1
 
     def update(self, params, grads):

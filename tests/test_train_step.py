@@ -225,3 +225,20 @@ def test_trainer_steps_through_train_step(monkeypatch):
     tr.train()
     assert len(seen) == tr.max_iter and all(o is tr.optimizer for o in seen)
     assert tr.optimizer.iter == tr.max_iter
+
+
+def test_optimizer_counts_as_updating_while_a_pass_applies_it():
+    """Between _fused_update and _fused_finish (the pass running), another update of the same
+    optimizer raises as a concurrent update() does; nothing is counted unless applied."""
+    np.random.seed(0)
+    net = MultiLayerNetExtend(IN, [12], OUT)
+    opt = O.Adam(lr=0.01)
+    x, t = batch(0)
+    grads = net.gradient(x, t)
+    assert opt._fused_update(net.params, grads) is not None
+    with pytest.raises(RuntimeError, match="already running"):
+        opt.update(net.params, grads)
+    opt._fused_finish(False)
+    assert opt.iter == 0
+    opt.update(net.params, grads)
+    assert opt.iter == 1
