@@ -305,12 +305,13 @@ cdef class StepPlan:
         if self.busy:
             raise RuntimeError("this optimizer is already running an update (in another thread)")
         self.busy = True
+        rc = FALLBACK
         try:
             rc = self._validate(params, grads, s1, s2)
         finally:
             self._release()
-        if rc != DONE:
-            self.busy = False
+            if rc != DONE:       # FALLBACK, or an error raised: not reserved
+                self.busy = False
         return rc
 
     def unreserve(self):

@@ -255,12 +255,20 @@ class _FlatNet:
             optimizer.update(self.params, grads)
         return grads
 
+    @classmethod
+    def _library_gradient(cls):
+        """Whether ``gradient()`` is fastnn's own: a subclass's override (clipping, say) must
+        run, so train_step then makes the two calls."""
+        owner = next(c for c in cls.__mro__ if 'gradient' in c.__dict__)
+        return owner.__module__.startswith('fastnn.')
+
     def _fused_step(self, x, t, optimizer):
         """train_step with the update in the compiled pass, or None (nothing changed then)."""
         fused = getattr(optimizer, '_fused_update', None)
         plan = self._train_pass
         if (fused is None or plan is None or self._direct_plan is not plan or plan.schedule != 2
-                or self.weight_decay_lambda != self._wired_lambda):
+                or self.weight_decay_lambda != self._wired_lambda
+                or not self._library_gradient()):
             return None         # (a serial pass would not apply it: no need to prepare it)
         x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
         x = self._pass_input(x)

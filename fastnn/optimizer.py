@@ -178,9 +178,10 @@ class _Optimizer:
             return None
         self._ensure_state(params)
         st = [getattr(self, name) for name in self._states] + [None, None]
+        hp = self._step_hparams()          # (may raise, as update() would: nothing reserved yet)
         if self._get_plan().reserve(params, grads, st[0], st[1]) != _optim.DONE:
             return None
-        return self._kind, self._step_hparams(), params, st[0], st[1]
+        return self._kind, hp, params, st[0], st[1]
 
     def _fused_finish(self, applied):
         """End a :meth:`_fused_update`; ``applied``: the pass did apply it (then what the rest of

@@ -242,3 +242,53 @@ def test_optimizer_counts_as_updating_while_a_pass_applies_it():
     assert opt.iter == 0
     opt.update(net.params, grads)
     assert opt.iter == 1
+
+
+@pytest.mark.skipif(not TWO, reason="built without the two-thread schedule")
+@pytest.mark.parametrize("breakage", ["missing state key", "read-only param", "beta1=1"])
+def test_a_failed_fused_update_leaves_the_optimizer_usable(breakage, two_threads):
+    """Errors raised while preparing the fused update (as update() raises them) must not leave
+    the optimizer marked as running an update."""
+    a, _ = twins("ext bn dropout", np.float64)
+    opt = O.Adam(lr=0.01, beta1=1.0) if breakage == "beta1=1" else O.Adam(lr=0.01)
+    x, t = batch(0)
+    if breakage != "beta1=1":
+        for i in range(2):
+            a.train_step(x, t, opt)
+    if breakage == "missing state key":
+        saved = opt.m.pop("b2")
+    elif breakage == "read-only param":
+        a.params["b2"].flags.writeable = False
+    with pytest.raises((KeyError, ValueError, ZeroDivisionError)):
+        a.train_step(x, t, opt)
+    if breakage == "missing state key":
+        opt.m["b2"] = saved
+    elif breakage == "read-only param":
+        a.params["b2"].flags.writeable = True
+    else:
+        opt.beta1 = 0.9
+    a.train_step(x, t, opt)                       # usable again: no RuntimeError
+    opt.update(a.params, a.gradient(x, t))
+
+
+def test_a_network_subclass_gradient_override_is_used(two_threads):
+    """train_step (and the Trainer) must call a subclass's own gradient()."""
+    class Clipped(MultiLayerNet):
+        calls = 0
+
+        def gradient(self, x, t):
+            Clipped.calls += 1
+            grads = super().gradient(x, t)
+            for g in grads.values():
+                np.clip(g, -0.01, 0.01, out=g)
+            return grads
+
+    np.random.seed(3)
+    a = Clipped(IN, [12, 10], OUT)
+    np.random.seed(3)
+    b = Clipped(IN, [12, 10], OUT)
+    opt_a, opt_b = O.SGD(lr=1.0), O.SGD(lr=1.0)
+    applied = train_both(a, b, opt_a, opt_b)
+    assert not any(applied) and Clipped.calls == 8
+    for k in b.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
