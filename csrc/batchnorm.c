@@ -13,11 +13,17 @@
                   const REAL *beta, double eps, REAL *y, REAL *mean, REAL *var, REAL *std,    \
                   int n_threads),                                                             \
                  (x, N, D, gamma, beta, eps, y, mean, var, std, n_threads))                   \
-    FNN_DISPATCH(void, batchnorm_forward_train_block, T,                                      \
+    FNN_DISPATCH(void, batchnorm_row_sums, T,                                                 \
+                 (const REAL *x, ptrdiff_t D, ptrdiff_t r0, ptrdiff_t r1, double *s1,         \
+                  double *s2, double *k),                                                     \
+                 (x, D, r0, r1, s1, s2, k))                                                   \
+    FNN_DISPATCH(void, batchnorm_forward_rows, T,                                             \
                  (const REAL *x, ptrdiff_t N, ptrdiff_t D, const REAL *gamma,                 \
-                  const REAL *beta, double eps, REAL *y, REAL *mean, REAL *var, REAL *std,    \
-                  ptrdiff_t lo, ptrdiff_t hi),                                                \
-                 (x, N, D, gamma, beta, eps, y, mean, var, std, lo, hi))                      \
+                  const REAL *beta, double eps, const double *sums, const ptrdiff_t *rows,    \
+                  int parts, REAL *y, REAL *mean, REAL *var, REAL *std, int write_stats,      \
+                  ptrdiff_t r0, ptrdiff_t r1),                                                \
+                 (x, N, D, gamma, beta, eps, sums, rows, parts, y, mean, var, std,            \
+                  write_stats, r0, r1))                                                       \
     FNN_DISPATCH(void, batchnorm_forward_infer, T,                                            \
                  (const REAL *x, ptrdiff_t N, ptrdiff_t D, const REAL *gamma,                 \
                   const REAL *beta, const double *running_mean, const double *running_var,   \

@@ -10,11 +10,15 @@
                                          const REAL *gamma, const REAL *beta, double eps,      \
                                          REAL *y, REAL *mean, REAL *var, REAL *std,            \
                                          int n_threads);                                       \
-    /* Features [lo, hi) only (one thread), for callers that split the features themselves. */ \
-    void fnn_batchnorm_forward_train_block_##T(const REAL *x, ptrdiff_t N, ptrdiff_t D,       \
-                                               const REAL *gamma, const REAL *beta, double eps, \
-                                               REAL *y, REAL *mean, REAL *var, REAL *std,      \
-                                               ptrdiff_t lo, ptrdiff_t hi);                    \
+    /* The training forward split by batch rows (batchnorm_body.h): each thread's row sums,  \
+     * then, from all of them, the statistics and its rows of y. */                           \
+    void fnn_batchnorm_row_sums_##T(const REAL *x, ptrdiff_t D, ptrdiff_t r0, ptrdiff_t r1,   \
+                                    double *s1, double *s2, double *k);                       \
+    void fnn_batchnorm_forward_rows_##T(const REAL *x, ptrdiff_t N, ptrdiff_t D,              \
+                                        const REAL *gamma, const REAL *beta, double eps,      \
+                                        const double *sums, const ptrdiff_t *rows, int parts, \
+                                        REAL *y, REAL *mean, REAL *var, REAL *std,            \
+                                        int write_stats, ptrdiff_t r0, ptrdiff_t r1);         \
     void fnn_batchnorm_forward_infer_##T(const REAL *x, ptrdiff_t N, ptrdiff_t D,             \
                                          const REAL *gamma, const REAL *beta,                  \
                                          const double *running_mean,                           \

@@ -244,17 +244,97 @@ static void FNAME(batchnorm_forward_train)(const REAL *restrict x, ptrdiff_t N, 
     }
 }
 
-/* Features [lo, hi) of the training forward (their statistics and output columns), for callers
- * that split the features between threads themselves: the same results as the whole call. */
-static void FNAME(batchnorm_forward_train_block)(const REAL *restrict x, ptrdiff_t N,
-                                                 ptrdiff_t D, const REAL *restrict gamma,
-                                                 const REAL *restrict beta, double eps,
-                                                 REAL *restrict y, REAL *restrict mean,
-                                                 REAL *restrict var, REAL *restrict std,
-                                                 ptrdiff_t lo, ptrdiff_t hi)
+/* The training forward split between threads by batch rows (for callers that give each thread
+ * a block of rows, e.g. the two-thread training pass, whose other ops split by rows too).
+ * row_sums: sums of rows [r0, r1) shifted by their first row, which each thread reads itself:
+ * k[j] = x[r0, j], s1[j] = sum (x[i, j] - k[j]), s2[j] = sum (x[i, j] - k[j])^2 (double, D each;
+ * all 0 for no rows). */
+static void FNAME(batchnorm_row_sums)(const REAL *restrict x, ptrdiff_t D, ptrdiff_t r0,
+                                      ptrdiff_t r1, double *restrict s1, double *restrict s2,
+                                      double *restrict k)
 {
-    FNAME(batchnorm_forward_train_cols)(x, N, D, gamma, beta, eps, y, mean, var, std, NULL, 0, lo,
-                                        hi);
+    const REAL *restrict first = x + r0 * D;
+    for (ptrdiff_t j = 0; j < D; j++) {
+        s1[j] = 0;
+        s2[j] = 0;
+        k[j] = r1 > r0 ? (ACC)first[j] : 0;
+    }
+    ptrdiff_t i = r0 + 1;
+    for (; i + FNN_BN_ROWS <= r1; i += FNN_BN_ROWS) {
+        const REAL *restrict a = x + i * D;
+        for (ptrdiff_t j = 0; j < D; j++) {
+            ACC kj = k[j];
+            ACC d0 = (ACC)a[j] - kj, d1 = (ACC)a[j + D] - kj;
+            ACC d2 = (ACC)a[j + 2 * D] - kj, d3 = (ACC)a[j + 3 * D] - kj;
+            ACC u = s1[j], v = s2[j];
+            u += d0; v += d0 * d0;
+            u += d1; v += d1 * d1;
+            u += d2; v += d2 * d2;
+            u += d3; v += d3 * d3;
+            s1[j] = u; s2[j] = v;
+        }
+    }
+    for (; i < r1; i++) {
+        const REAL *restrict a = x + i * D;
+        for (ptrdiff_t j = 0; j < D; j++) {
+            ACC d0 = (ACC)a[j] - k[j];
+            s1[j] += d0;
+            s2[j] += d0 * d0;
+        }
+    }
+}
+
+/* forward_rows: the batch statistics from `parts` threads' row sums (sums: per part in order,
+ * its s1, s2 and k, D doubles each; rows[p]: its number of rows), combined part after part with
+ * Chan et al.'s pairwise update (mean and sum of squared deviations of each block: no
+ * cancellation when the mean is large), written to mean, var, std when write_stats; then rows
+ * [r0, r1) of y. The same formulas as batchnorm_forward_train up to the grouping of the sums:
+ * equal to it within rounding. */
+static void FNAME(batchnorm_forward_rows)(const REAL *restrict x, ptrdiff_t N, ptrdiff_t D,
+                                          const REAL *restrict gamma,
+                                          const REAL *restrict beta, double eps,
+                                          const double *restrict sums, const ptrdiff_t *rows,
+                                          int parts, REAL *restrict y, REAL *restrict mean,
+                                          REAL *restrict var, REAL *restrict std,
+                                          int write_stats, ptrdiff_t r0, ptrdiff_t r1)
+{
+    REAL m[FNN_BN_TILE], a[FNN_BN_TILE];
+    for (ptrdiff_t j0 = 0; j0 < D; j0 += FNN_BN_TILE) {
+        ptrdiff_t w = D - j0 < FNN_BN_TILE ? D - j0 : FNN_BN_TILE;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            ACC n = 0, mu = 0, m2 = 0;
+            for (int p = 0; p < parts; p++) {
+                const double *sp = sums + 3 * p * D;
+                const ACC np = (ACC)rows[p];
+                if (rows[p] <= 0)
+                    continue;
+                const ACC t1 = sp[j0 + j], t2 = sp[D + j0 + j];
+                const ACC mp = sp[2 * D + j0 + j] + t1 / np;
+                const ACC qp = t2 - t1 * t1 / np;
+                if (n == 0) {
+                    mu = mp;
+                    m2 = qp;
+                } else {
+                    const ACC delta = mp - mu, nn = n + np;
+                    mu += delta * (np / nn);
+                    m2 += qp + delta * delta * (n * np / nn);
+                }
+                n += np;
+            }
+            ACC v = m2 / (ACC)N;
+            v = v < 0 ? 0 : v;  /* rounding only; NaN passes */
+            ACC sd = sqrt(v + eps);
+            if (write_stats) {
+                mean[j0 + j] = (REAL)mu;
+                var[j0 + j] = (REAL)v;
+                std[j0 + j] = (REAL)sd;
+            }
+            m[j] = (REAL)mu;
+            a[j] = (REAL)((ACC)gamma[j0 + j] / sd);
+        }
+        for (ptrdiff_t i = r0; i < r1; i++)
+            FNAME(bn_row)(x + i * D + j0, y + i * D + j0, m, a, beta + j0, NULL, NULL, w, 0);
+    }
 }
 
 /* Columns (features) [lo, hi) of batchnorm_forward_infer. */

@@ -4,16 +4,18 @@
  *
  * Two schedules:
  *   serial      one thread runs every op in turn (the kernels may still use threads);
- *   two-thread  the forward splits every op in halves between two threads; in the backward,
+ *   two-thread  the forward splits the batch rows in two blocks, one per thread through every
+ *               op (batch statistics from both blocks' sums); in the backward,
  *               thread 0 runs the chain of input gradients while thread 1 computes the weight
  *               and bias gradients of each Affine op as soon as its output gradient is ready.
  *               Each GEMM runs on one BLAS thread (set so for the pass through fnn_blas). The
- *               forward GEMMs run as two row halves, except the first layer's, which runs as two
+ *               forward GEMMs run as two row blocks, except the first layer's, which runs as two
  *               halves of its weight rows (summed), and the first layer's dW as two row halves
  *               (see netstep.c: the optimizers update the same halves on the same threads). The
  *               BLAS picks its kernels by shape, so a half can round differently from the whole
- *               product: results match the serial schedule within float rounding
- *               (deterministically for a given shape), not bitwise. */
+ *               product, and the batch statistics group their sums differently: results match
+ *               the serial schedule within float rounding (deterministically for a given
+ *               shape), not bitwise. */
 #ifndef FNN_NETSTEP_H
 #define FNN_NETSTEP_H
 #include <stddef.h>
@@ -98,7 +100,8 @@ enum { FNN_PASS_N_THREADS = 0, FNN_PASS_ONE_THREAD = 1, FNN_PASS_TWO_THREADS = 2
 
 /* One training pass: every op's forward, the loss (returned; its gradient goes to d_last, N x C),
  * every op's backward. acc: scratch of (widest op) doubles. Scratch of the two-thread schedule:
- * ready, n_ops ints (NULL: serial only); partial, N x (first op's width) elements (NULL: its
+ * ready, n_ops ints, and bn_sums, 12 x (widest BatchNormalization) doubles (either NULL: serial
+ * only); partial, N x (first op's width) elements (NULL: its
  * first layer is split by batch rows).
  * *schedule: the threads it ran on, 2 for the two-thread schedule (see netstep.c), 1 for serial. Every op's arrays are as the plan
  * set them; dout is filled in.
@@ -114,7 +117,7 @@ enum { FNN_PASS_N_THREADS = 0, FNN_PASS_ONE_THREAD = 1, FNN_PASS_TWO_THREADS = 2
  * caller then runs the optimizer itself if it should. */
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
-                        void *partial, int n_threads, int policy,
+                        void *partial, double *bn_sums, int n_threads, int policy,
                         const fnn_fused_update *upd, int *schedule, int *updated);
 
 /* The inference forward (the layers' forward with train_flg=False): every op in order. A

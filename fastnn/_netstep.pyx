@@ -119,7 +119,7 @@ cdef extern from "netstep.h" nogil:
         fnn_optim_hparams hp
     double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                             const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
-                            void *partial, int n_threads, int policy,
+                            void *partial, double *bn_sums, int n_threads, int policy,
                             const fnn_fused_update *upd, int *schedule, int *updated)
     void fnn_netstep_infer(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                            int n_threads, int policy, int *schedule)
@@ -444,7 +444,8 @@ cdef class TrainPass(_ChainPlan):
     cdef list extra             # per layer: a BatchNormalization's dgamma, dbeta and statistics
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
     cdef object ready, partial  # two-thread schedule: per-op flags, thread 1's part of the first
-                                # layer's output
+                                # layer's output,
+    cdef object bn_sums         # and the threads' batch-norm row sums (netstep.c)
     cdef list dxs               # per op: its input-gradient buffer on the two-thread schedule
     cdef list dx_pair           # the two the serial schedule alternates (netstep.h)
     cdef int scores_buf, probs_buf
@@ -596,6 +597,8 @@ cdef class TrainPass(_ChainPlan):
         if self.two_threads_pay:
             self.ready = np.empty(self.n_ops, dtype=np.intc)
             self.partial = np.empty((N, self.ops[0].d_out), dtype=dt)
+            self.bn_sums = np.empty(12 * max([self.ops[i].d_out for i in range(self.n_ops)
+                                             if self.ops[i].kind == OP_BATCHNORM] or [1]))
         self._finish()
         return True
 
@@ -745,6 +748,7 @@ cdef class TrainPass(_ChainPlan):
         cdef void *d_last = _data(self.d_last)
         cdef int *ready = <int *>_data(self.ready) if self.ready is not None else NULL
         cdef void *partial = _data(self.partial) if self.partial is not None else NULL
+        cdef double *bn_sums = <double *>_data(self.bn_sums) if self.bn_sums is not None else NULL
         cdef double *acc = <double *>_data(self.acc)
         cdef fnn_softmax_args sm
         cdef int schedule
@@ -758,7 +762,7 @@ cdef class TrainPass(_ChainPlan):
         held = self._bind_update(update, &upd) if update is not None else None
         with nogil:
             loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, ready,
-                                    partial, nt, self.policy, &upd if held is not None else NULL,
+                                    partial, bn_sums, nt, self.policy, &upd if held is not None else NULL,
                                     &schedule, &updated)
         self.updated = updated
         # the kernel returns NaN when its scratch allocation fails; finite scores cannot give a

@@ -516,3 +516,50 @@ def test_kept_outputs_are_reused_when_nobody_else_holds_them():
     for _ in range(3):
         fast.gradient(x, t)
     assert [id(a) for a in kept()] == first
+
+
+@pytest.mark.skipif(not _netstep.two_thread_schedule_available(),
+                    reason="built without the two-thread schedule")
+@pytest.mark.parametrize("hidden, n", [([33, 20], 100), ([64, 48], 7), ([30], 3)])
+def test_two_thread_row_blocks(hidden, n, dtype, n_threads):
+    """The two-thread forward splits the batch rows in blocks whose Dropout masks start on whole
+    mask words (an odd width needs blocks of 32 rows), one block possibly empty; the batch
+    statistics combine both blocks' sums. Within float tolerance of the layer path."""
+    np.random.seed(5)
+    make = lambda: MultiLayerNetExtend(IN, hidden, OUT, use_batchnorm=True,  # noqa: E731
+                                       use_dropout=True, dropout_ration=0.3, dtype=dtype)
+    fast = make()
+    np.random.seed(5)
+    slow = make()
+    slow.compiled_step = slow.compiled_predict = False
+    opts = (SGD(lr=0.1), SGD(lr=0.1))
+    for i in range(3):
+        x, t = data(n=n, seed=i, dtype=dtype)
+        step_both(fast, slow, x, t, opts)
+        assert_same_state(fast, slow)
+    if n_threads == 2:
+        assert fast._train_pass.schedule == 2
+
+
+@pytest.mark.skipif(not _netstep.two_thread_schedule_available(),
+                    reason="built without the two-thread schedule")
+def test_two_thread_batch_statistics_of_data_far_from_zero(dtype, n_threads):
+    """Each row block's sums are shifted by its own first row and the blocks combined by their
+    means: no cancellation for a large mean with a small spread (plain sums of squares would
+    lose every digit at a mean of 1e8 in float64). Against float64 statistics of the pass's own
+    batch-norm input."""
+    np.random.seed(6)
+    net = MultiLayerNetExtend(IN, [24], OUT, use_batchnorm=True, dtype=dtype)
+    net.params["b1"][...] = 1e8 if dtype == np.float64 else 3e4
+    x, t = data(n=64, seed=1, dtype=dtype)
+    net.gradient(x, t)
+    if n_threads == 2:
+        assert net._train_pass.schedule == 2
+    bn = net.layers["BatchNorm1"]
+    xin = np.asarray(bn._x, dtype=np.float64)
+    assert np.ptp(xin, axis=0).max() < 100 * np.abs(xin).mean() * 1e-3     # a small spread
+    mean = xin.mean(axis=0)
+    std = np.sqrt(((xin - mean) ** 2).mean(axis=0) + 1e-6)
+    np.testing.assert_allclose(np.asarray(bn.std, dtype=np.float64), std, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(net.layers["BatchNorm1"]._mean, np.float64), mean,
+                               rtol=1e-6)
