@@ -302,14 +302,18 @@ static void FNAME(batchnorm_forward_rows)(const REAL *restrict x, ptrdiff_t N, p
     for (ptrdiff_t j0 = 0; j0 < D; j0 += FNN_BN_TILE) {
         ptrdiff_t w = D - j0 < FNN_BN_TILE ? D - j0 : FNN_BN_TILE;
         for (ptrdiff_t j = 0; j < w; j++) {
-            ACC n = 0, mu = 0, m2 = 0;
+            /* block means relative to one common shift c (the first block's): their
+             * differences then carry errors relative to the spread, not to |mean| */
+            ACC n = 0, mu = 0, m2 = 0, c = 0;
             for (int p = 0; p < parts; p++) {
                 const double *sp = sums + 3 * p * D;
                 const ACC np = (ACC)rows[p];
                 if (rows[p] <= 0)
                     continue;
                 const ACC t1 = sp[j0 + j], t2 = sp[D + j0 + j];
-                const ACC mp = sp[2 * D + j0 + j] + t1 / np;
+                if (n == 0)
+                    c = sp[2 * D + j0 + j];
+                const ACC mp = (sp[2 * D + j0 + j] - c) + t1 / np;
                 const ACC qp = t2 - t1 * t1 / np;
                 if (n == 0) {
                     mu = mp;
@@ -321,6 +325,7 @@ static void FNAME(batchnorm_forward_rows)(const REAL *restrict x, ptrdiff_t N, p
                 }
                 n += np;
             }
+            mu += c;
             ACC v = m2 / (ACC)N;
             v = v < 0 ? 0 : v;  /* rounding only; NaN passes */
             ACC sd = sqrt(v + eps);

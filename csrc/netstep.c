@@ -543,7 +543,7 @@ static double pass_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fn
     return loss;
 }
 
-/* One op of the inference forward; the ops that behave as in training share forward_part. */
+/* One op of the inference forward; the ops that behave as in training share forward_rows. */
 static void infer_op(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas, int nt)
 {
     const ptrdiff_t n = N * op->d_out;

@@ -560,6 +560,8 @@ def test_two_thread_batch_statistics_of_data_far_from_zero(dtype, n_threads):
     assert np.ptp(xin, axis=0).max() < 100 * np.abs(xin).mean() * 1e-3     # a small spread
     mean = xin.mean(axis=0)
     std = np.sqrt(((xin - mean) ** 2).mean(axis=0) + 1e-6)
-    np.testing.assert_allclose(np.asarray(bn.std, dtype=np.float64), std, rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(net.layers["BatchNorm1"]._mean, np.float64), mean,
-                               rtol=1e-6)
+    f64 = dtype == np.float64       # float32 statistics are rounded to float32 when stored
+    np.testing.assert_allclose(np.asarray(bn.std, dtype=np.float64), std,
+                               rtol=1e-10 if f64 else 1e-6)
+    np.testing.assert_allclose(np.asarray(bn._mean, np.float64), mean, rtol=0,
+                               atol=1e-7 if f64 else 4e-3)
