@@ -249,6 +249,9 @@ class _FlatNet:
         optimizer : object
             Has ``update(params, grads)`` (fastnn.optimizer or the book's).
         """
+        if isinstance(optimizer, type) or not callable(getattr(optimizer, 'update', None)):
+            raise TypeError("optimizer must be an object with an update(params, grads) method "
+                            "(e.g. fastnn.optimizer.Adam()), got %r" % (optimizer,))
         grads = self._fused_step(x, t, optimizer) if self.compiled_step else None
         if grads is None:
             grads = self.gradient(x, t)

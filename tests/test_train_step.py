@@ -292,3 +292,14 @@ def test_a_network_subclass_gradient_override_is_used(two_threads):
     assert not any(applied) and Clipped.calls == 8
     for k in b.params:
         np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
+
+
+@pytest.mark.parametrize("bad", [None, "adam", O.Adam])
+def test_not_an_optimizer_raises_type_error_before_anything_changes(bad):
+    np.random.seed(0)
+    net = MultiLayerNetExtend(IN, [12], OUT, use_batchnorm=True)
+    before = net.flat_params.copy()
+    x, t = batch(0)
+    with pytest.raises(TypeError, match="optimizer"):
+        net.train_step(x, t, bad)
+    np.testing.assert_array_equal(net.flat_params, before)
