@@ -57,7 +57,9 @@ def twins(name, dtype, seed=3):
     return a, b
 
 
-def batch(i, n=16, dtype=np.float64, width=IN):
+def batch(i, n=32, dtype=np.float64, width=IN):
+    """A batch of n rows (32: the two-thread forward splits even the networks with Dropout
+    widths that need 16-row blocks)."""
     rng = np.random.RandomState(i)
     return rng.randn(n, width).astype(dtype), rng.randint(0, OUT, n)
 
