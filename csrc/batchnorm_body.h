@@ -128,35 +128,36 @@ static inline int FNAME(bn_threads)(ptrdiff_t N, ptrdiff_t D, int n_threads)
     return units < nt ? (int)units : nt;
 }
 
-/* Shifted sums of rows 1..N-1 of features [j0, j0 + w): s1 = sum d, s2 = sum d^2, d = x - x[0]. */
-static inline void FNAME(bn_shifted_sums)(const REAL *restrict x, ptrdiff_t N, ptrdiff_t D,
-                                          ptrdiff_t j0, ptrdiff_t w, ACC *restrict s1,
-                                          ACC *restrict s2)
+/* Shifted sums of rows r0+1 .. r1-1 of features [j0, j0 + w), shifted by row r0 (whose own terms
+ * are 0): s1 = sum d, s2 = sum d^2, d = x - x[r0]. */
+static inline void FNAME(bn_shifted_sums)(const REAL *restrict x, ptrdiff_t D, ptrdiff_t r0,
+                                          ptrdiff_t r1, ptrdiff_t j0, ptrdiff_t w,
+                                          ACC *restrict s1, ACC *restrict s2)
 {
-    const REAL *restrict k = x + j0;
+    const REAL *restrict k = x + r0 * D + j0;
     for (ptrdiff_t j = 0; j < w; j++) { s1[j] = 0; s2[j] = 0; }
-    ptrdiff_t i = 1;
-    for (; i + FNN_BN_ROWS <= N; i += FNN_BN_ROWS) {
-        const REAL *restrict r0 = x + i * D + j0;
-        const REAL *restrict r1 = r0 + D;
-        const REAL *restrict r2 = r1 + D;
-        const REAL *restrict r3 = r2 + D;
+    ptrdiff_t i = r0 + 1;
+    for (; i + FNN_BN_ROWS <= r1; i += FNN_BN_ROWS) {
+        const REAL *restrict a = x + i * D + j0;
+        const REAL *restrict b = a + D;
+        const REAL *restrict c = b + D;
+        const REAL *restrict e = c + D;
         for (ptrdiff_t j = 0; j < w; j++) {
             ACC kj = (ACC)k[j];
-            ACC d0 = (ACC)r0[j] - kj, d1 = (ACC)r1[j] - kj;
-            ACC d2 = (ACC)r2[j] - kj, d3 = (ACC)r3[j] - kj;
-            ACC a = s1[j], b = s2[j];
-            a += d0; b += d0 * d0;
-            a += d1; b += d1 * d1;
-            a += d2; b += d2 * d2;
-            a += d3; b += d3 * d3;
-            s1[j] = a; s2[j] = b;
+            ACC d0 = (ACC)a[j] - kj, d1 = (ACC)b[j] - kj;
+            ACC d2 = (ACC)c[j] - kj, d3 = (ACC)e[j] - kj;
+            ACC u = s1[j], v = s2[j];
+            u += d0; v += d0 * d0;
+            u += d1; v += d1 * d1;
+            u += d2; v += d2 * d2;
+            u += d3; v += d3 * d3;
+            s1[j] = u; s2[j] = v;
         }
     }
-    for (; i < N; i++) {
-        const REAL *restrict r0 = x + i * D + j0;
+    for (; i < r1; i++) {
+        const REAL *restrict a = x + i * D + j0;
         for (ptrdiff_t j = 0; j < w; j++) {
-            ACC d0 = (ACC)r0[j] - (ACC)k[j];
+            ACC d0 = (ACC)a[j] - (ACC)k[j];
             s1[j] += d0;
             s2[j] += d0 * d0;
         }
@@ -173,7 +174,7 @@ static inline void FNAME(batchnorm_forward_train_cols)(const REAL *restrict x, p
     REAL m[FNN_BN_TILE], a[FNN_BN_TILE];
     for (ptrdiff_t j0 = lo; j0 < hi; j0 += FNN_BN_TILE) {
         ptrdiff_t w = hi - j0 < FNN_BN_TILE ? hi - j0 : FNN_BN_TILE;
-        FNAME(bn_shifted_sums)(x, N, D, j0, w, s1, s2);
+        FNAME(bn_shifted_sums)(x, D, 0, N, j0, w, s1, s2);
         const ACC invn = 1.0 / (ACC)N;
         for (ptrdiff_t j = 0; j < w; j++) {
             ACC mu = (ACC)x[j0 + j] + s1[j] * invn;
@@ -253,35 +254,9 @@ static void FNAME(batchnorm_row_sums)(const REAL *restrict x, ptrdiff_t D, ptrdi
                                       ptrdiff_t r1, double *restrict s1, double *restrict s2,
                                       double *restrict k)
 {
-    const REAL *restrict first = x + r0 * D;
-    for (ptrdiff_t j = 0; j < D; j++) {
-        s1[j] = 0;
-        s2[j] = 0;
-        k[j] = r1 > r0 ? (ACC)first[j] : 0;
-    }
-    ptrdiff_t i = r0 + 1;
-    for (; i + FNN_BN_ROWS <= r1; i += FNN_BN_ROWS) {
-        const REAL *restrict a = x + i * D;
-        for (ptrdiff_t j = 0; j < D; j++) {
-            ACC kj = k[j];
-            ACC d0 = (ACC)a[j] - kj, d1 = (ACC)a[j + D] - kj;
-            ACC d2 = (ACC)a[j + 2 * D] - kj, d3 = (ACC)a[j + 3 * D] - kj;
-            ACC u = s1[j], v = s2[j];
-            u += d0; v += d0 * d0;
-            u += d1; v += d1 * d1;
-            u += d2; v += d2 * d2;
-            u += d3; v += d3 * d3;
-            s1[j] = u; s2[j] = v;
-        }
-    }
-    for (; i < r1; i++) {
-        const REAL *restrict a = x + i * D;
-        for (ptrdiff_t j = 0; j < D; j++) {
-            ACC d0 = (ACC)a[j] - k[j];
-            s1[j] += d0;
-            s2[j] += d0 * d0;
-        }
-    }
+    for (ptrdiff_t j = 0; j < D; j++)
+        k[j] = r1 > r0 ? (ACC)x[r0 * D + j] : 0;
+    FNAME(bn_shifted_sums)(x, D, r0, r1, 0, D, s1, s2);
 }
 
 /* forward_rows: the batch statistics from `parts` threads' row sums (sums: per part in order,

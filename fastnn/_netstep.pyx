@@ -44,6 +44,8 @@ _random_sample = np.random.random_sample
 
 cnp.import_array()
 
+from fastnn._optim_kernels cimport fnn_optim_hparams
+
 cdef extern from "netstep.h" nogil:
     enum:
         FNN_OP_AFFINE
@@ -107,13 +109,6 @@ cdef extern from "netstep.h" nogil:
         const void *onehot
         void *probs
         double grad_scale
-    ctypedef struct fnn_optim_hparams:
-        double lr
-        double momentum
-        double beta2
-        double eps
-        double weight_decay
-        double lr_wd
     ctypedef struct fnn_fused_update:
         int kind
         fnn_optim_hparams hp
@@ -645,7 +640,7 @@ cdef class TrainPass(_ChainPlan):
 
         ``update``: an optimizer update to apply in the backward, ``(kind, (lr, momentum, beta2,
         eps, weight_decay, lr_wd), params, s1, s2)`` as ``fastnn._optim.StepPlan.step`` takes it
-        (state dicts s1/s2 or None), validated by the caller (``StepPlan.check``) for this call's
+        (state dicts s1/s2 or None), validated by the caller (``StepPlan.reserve``) for this call's
         params and gradients. It is applied when the pass runs the two-thread schedule and every
         parameter of the chain is ``params[key]`` for its ``param_keys`` key with usable
         states; :attr:`updated` tells whether it was (else the caller runs the optimizer)."""
@@ -667,10 +662,10 @@ cdef class TrainPass(_ChainPlan):
         cdef int i, j
         cdef Op *op
         cdef void *p
-        cdef void *g
+        cdef void *sp
         for i in range(self.n_ops):
             op = &self.ops[i]
-            op.update = 0
+            op.update = 0        # (the pass reads the flags only with an update: see netstep.h)
             if op.kind != OP_AFFINE and op.kind != OP_BATCHNORM:
                 continue
             keys = self.param_keys[i]
@@ -678,26 +673,24 @@ cdef class TrainPass(_ChainPlan):
                 return None
             for j in range(2):
                 if op.kind == OP_AFFINE:
-                    p, g = (op.W, op.dW) if j == 0 else (op.b, op.db)
+                    p = op.W if j == 0 else op.b
                 else:
-                    p, g = (op.gamma, op.dgamma) if j == 0 else (op.beta, op.dbeta)
+                    p = op.gamma if j == 0 else op.beta
                 a = params.get(keys[j])
                 if type(a) is not np.ndarray or _data(a) != p:
                     return None              # not the array the layer computes with
-                shape = a.shape
-                op.s1[j] = op.s2[j] = NULL
-                if s1 is not None:
-                    st = s1.get(keys[j])
-                    if not _is_array(st, self.dtype, shape, True):
-                        return None
-                    held.append(st)
-                    op.s1[j] = _data(st)
-                if s2 is not None:
-                    st = s2.get(keys[j])
-                    if not _is_array(st, self.dtype, shape, True):
-                        return None
-                    held.append(st)
-                    op.s2[j] = _data(st)
+                for k, states in enumerate((s1, s2)):
+                    sp = NULL
+                    if states is not None:
+                        st = states.get(keys[j])
+                        if not _is_array(st, self.dtype, a.shape, True):
+                            return None
+                        held.append(st)
+                        sp = _data(st)
+                    if k == 0:
+                        op.s1[j] = sp
+                    else:
+                        op.s2[j] = sp
             op.update = 1
         return held
 

@@ -18,25 +18,12 @@ from cpython.ref cimport PyObject, Py_INCREF
 cdef extern from "Python.h":
     void _decref "Py_DECREF"(PyObject *o)
 from fastnn._runtime cimport get_num_threads
+from fastnn._optim_kernels cimport (
+    fnn_optim_hparams, fnn_optim_step_f32, fnn_optim_step_f64, FNN_OPT_SGD, FNN_OPT_MOMENTUM,
+    FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD, FNN_OPT_RMSPROP, FNN_OPT_ADAM, FNN_OPT_ADAMW,
+    FNN_OPT_COUNT)
 
 cnp.import_array()
-
-cdef extern from "optim.h" nogil:
-    ctypedef struct fnn_optim_hparams:
-        double lr
-        double momentum
-        double beta2
-        double eps
-        double weight_decay
-        double lr_wd
-    int FNN_OPT_SGD, FNN_OPT_MOMENTUM, FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD, FNN_OPT_RMSPROP
-    int FNN_OPT_ADAM, FNN_OPT_ADAMW, FNN_OPT_COUNT
-    int fnn_optim_step_f32(int kind, const fnn_optim_hparams *hp, Py_ssize_t n_tensors,
-                           float **p, float **g, float **s1, float **s2,
-                           const Py_ssize_t *n, const Py_ssize_t *cols, int n_threads)
-    int fnn_optim_step_f64(int kind, const fnn_optim_hparams *hp, Py_ssize_t n_tensors,
-                           double **p, double **g, double **s1, double **s2,
-                           const Py_ssize_t *n, const Py_ssize_t *cols, int n_threads)
 
 SGD = FNN_OPT_SGD
 MOMENTUM = FNN_OPT_MOMENTUM

@@ -186,8 +186,11 @@ class _FlatNet:
                 plans[x.shape[0]] = plan
         return plan.run(x)
 
-    def _compiled_gradient(self, x, t):
-        """The grads from one compiled training pass, or None if the layer path must run."""
+    def _compiled_gradient(self, x, t, optimizer=None):
+        """The grads from one compiled training pass, or None if the layer path must run (then
+        nothing has changed). With an optimizer (train_step), also its update: applied by the
+        pass itself when the plan's last pass ran the two-thread schedule and the optimizer is a
+        fastnn one (netstep.h), else by ``optimizer.update`` afterwards."""
         if self.weight_decay_lambda != self._wired_lambda:
             self._wire()
         layers, loss_layer = self.layers, getattr(self, self._loss_layer_attr)
@@ -208,18 +211,32 @@ class _FlatNet:
                 # ...): retry only every 64 calls rather than pay a failed build each step
                 self._plan_backoff = 64
                 return None
-        if plan.run(x, t) is None:
+        # the flat views, when the plan writes every gradient there (the plan's last run told)
+        grads = dict(self._direct_grads) if self._direct_plan is plan else None
+        update = None
+        if (optimizer is not None and grads is not None and plan.schedule == 2
+                and hasattr(optimizer, '_fused_update')):
+            update = optimizer._fused_update(self.params, grads)
+        applied = False
+        try:
+            loss = plan.run(x, t, update)
+            applied = update is not None and loss is not None and plan.updated
+        finally:
+            if update is not None:
+                optimizer._fused_finish(applied)
+        if loss is None:
             return None
-        if self._direct_plan is plan:
-            return dict(self._direct_grads)
-        grads = self._collector.collect()
-        # Without weight decay the pass writes every gradient into its flat view (and the plan
-        # checks those outputs are unchanged before each run): later runs of this plan can hand
-        # out the views without the collector.
-        entries = self._collector.entries
-        if all(e[4] is None and grads[e[0]] is e[3] for e in entries):
-            self._direct_plan = plan
-            self._direct_grads = tuple((e[0], e[3]) for e in entries)
+        if grads is None:
+            grads = self._collector.collect()
+            # Without weight decay the pass writes every gradient into its flat view (and the
+            # plan checks those outputs are unchanged before each run): later runs of this plan
+            # can hand out the views without the collector.
+            entries = self._collector.entries
+            if all(e[4] is None and grads[e[0]] is e[3] for e in entries):
+                self._direct_plan = plan
+                self._direct_grads = tuple((e[0], e[3]) for e in entries)
+        if optimizer is not None and not applied:
+            optimizer.update(self.params, grads)
         return grads
 
     def _param_keys(self):
@@ -252,57 +269,32 @@ class _FlatNet:
         if isinstance(optimizer, type) or not callable(getattr(optimizer, 'update', None)):
             raise TypeError("optimizer must be an object with an update(params, grads) method "
                             "(e.g. fastnn.optimizer.Adam()), got %r" % (optimizer,))
-        grads = self._fused_step(x, t, optimizer) if self.compiled_step else None
-        if grads is None:
+        if not self._library_gradient():        # a subclass's own gradient() must run
             grads = self.gradient(x, t)
             optimizer.update(self.params, grads)
-        return grads
+            return grads
+        return self._gradient(x, t, optimizer)
 
     @classmethod
     def _library_gradient(cls):
-        """Whether ``gradient()`` is fastnn's own: a subclass's override (clipping, say) must
-        run, so train_step then makes the two calls."""
+        """Whether ``gradient()`` is fastnn's own (not a subclass's override: clipping, say)."""
         owner = next(c for c in cls.__mro__ if 'gradient' in c.__dict__)
         return owner.__module__.startswith('fastnn.')
 
-    def _fused_step(self, x, t, optimizer):
-        """train_step with the update in the compiled pass, or None (nothing changed then)."""
-        fused = getattr(optimizer, '_fused_update', None)
-        plan = self._train_pass
-        if (fused is None or plan is None or self._direct_plan is not plan or plan.schedule != 2
-                or self.weight_decay_lambda != self._wired_lambda
-                or not self._library_gradient()):
-            return None         # (a serial pass would not apply it: no need to prepare it)
-        x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
-        x = self._pass_input(x)
-        if not plan.matches(self.layers, getattr(self, self._loss_layer_attr), x):
-            return None
-        grads = dict(self._direct_grads)
-        update = fused(self.params, grads)
-        if update is None:
-            return None
-        applied = False
-        try:
-            loss = plan.run(x, t, update)
-            applied = loss is not None and plan.updated
-        finally:
-            optimizer._fused_finish(applied)
-        if loss is None:
-            return None
-        if not applied:
-            optimizer.update(self.params, grads)
-        return grads
-
-    def _gradient(self, x, t):
+    def _gradient(self, x, t, optimizer=None):
         """What every network's ``gradient()`` does: the compiled pass when it can run, else the
-        layers' training forward (:meth:`_train_scores`), the loss layer and :meth:`_backprop`."""
+        layers' training forward (:meth:`_train_scores`), the loss layer and :meth:`_backprop`.
+        With an optimizer (train_step), its update follows (or is applied by the pass)."""
         x, t = as_input(x, self.dtype), as_labels(t, self.dtype)
         if self.compiled_step:
-            grads = self._compiled_gradient(x, t)
+            grads = self._compiled_gradient(x, t, optimizer)
             if grads is not None:
                 return grads
         getattr(self, self._loss_layer_attr).forward(self._train_scores(x), t)
-        return self._backprop()
+        grads = self._backprop()
+        if optimizer is not None:
+            optimizer.update(self.params, grads)
+        return grads
 
     def _train_scores(self, x):
         """Scores of a training-mode forward through the layers, one by one."""

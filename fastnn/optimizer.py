@@ -421,7 +421,8 @@ class Adam(_Optimizer):
 
     def _step_hparams(self):
         it = self.iter + 1
-        # the book's lr_t, in double (math.sqrt and np.sqrt are both the correctly rounded sqrt)
+        # the book's lr_t (_lr_t) in Python floats: ZeroDivisionError rather than NumPy's inf
+        # for beta1 = 1 (math.sqrt and np.sqrt are both the correctly rounded sqrt)
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** it) / (1.0 - self.beta1 ** it)
         return (lr_t, float(self.beta1), float(self.beta2), _EPS, float(self._coupled()),
                 float(self._decoupled()))
