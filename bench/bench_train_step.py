@@ -9,6 +9,8 @@ float32 and float64, at 1 and 2 threads. Implementations:
                 update runs inside the pass, overlapping the backward);
 * fastnn 2 calls -- the same as the book's code calls it: ``opt.update(net.params,
                 net.gradient(x, t))`` (the same results);
+* fastnn gradient, fastnn update -- the two calls' parts alone, each timed on its own (the
+                update on one fixed set of gradients): where a step's time goes;
 * torch      -- PyTorch eager: nn.Sequential of Linear/BatchNorm1d/ReLU/Dropout,
                 CrossEntropyLoss, Adam(fused=True), when torch is importable;
 * gemm floor -- only the network's GEMM calls: per layer the forward x·W, and the backward
@@ -17,7 +19,8 @@ float32 and float64, at 1 and 2 threads. Implementations:
                 so "floor-dx1" leaves it out (layer 1: forward and dW GEMMs only).
 
 The "floor x" column is fastnn / (floor-dx1): the target is <= 1.3 ("2 calls floor x": the same
-for "fastnn 2 calls").
+for "fastnn 2 calls"; "grad x" and "update x" for the parts, whose sum can be less than the two
+calls': run alone, each keeps more of its data in cache).
 
 A second case times one evaluation, ``loss(x, t)`` in inference mode (what the book's Trainer
 calls after every step): the book's code, fastnn (one compiled forward), "fastnn layers" (the
@@ -62,17 +65,16 @@ def _fastnn_net(dtype):
                                use_dropout=True, dropout_ration=DROPOUT, dtype=dtype)
 
 
-def _fastnn_step(dtype, two_calls=False):
+def _fastnn_step(dtype, part=None):
+    """One step (``train_step``), or part "two calls", "gradient" or "update" of it."""
     net = _fastnn_net(dtype)
     opt = Adam(lr=0.001)
     x, t = _data(dtype)
-
-    def step():
-        net.train_step(x, t, opt)
-
-    def step_two_calls():
-        opt.update(net.params, net.gradient(x, t))
-    return step_two_calls if two_calls else step
+    grads = {k: v.copy() for k, v in net.gradient(x, t).items()}
+    return {None: lambda: net.train_step(x, t, opt),
+            "two calls": lambda: opt.update(net.params, net.gradient(x, t)),
+            "gradient": lambda: net.gradient(x, t),
+            "update": lambda: opt.update(net.params, grads)}[part]
 
 
 def _reference_net(dtype):
@@ -183,7 +185,9 @@ def make_cases(args):
     cases = []
     for dtype in (np.float32, np.float64):
         impls = {"reference": _reference_step(dtype), "fastnn": _fastnn_step(dtype),
-                 "fastnn 2 calls": _fastnn_step(dtype, two_calls=True),
+                 "fastnn 2 calls": _fastnn_step(dtype, "two calls"),
+                 "fastnn gradient": _fastnn_step(dtype, "gradient"),
+                 "fastnn update": _fastnn_step(dtype, "update"),
                  "torch": _torch_step(torch, dtype) if torch is not None else None,
                  "gemm floor": _gemm_floor(dtype, False),
                  "floor-dx1": _gemm_floor(dtype, True)}
@@ -200,9 +204,9 @@ def make_cases(args):
 
 def _report(rows):
     print()
-    print("%-20s %3s %10s %10s %10s %12s %9s %14s" % (
+    print("%-20s %3s %10s %10s %10s %12s %9s %14s %7s %9s" % (
         "step", "thr", "vs ref", "vs torch", "floor ms", "floor-dx1 ms", "floor x",
-        "2 calls floor x"))
+        "2 calls floor x", "grad x", "update x"))
     for r in rows:
         ms = r["ms"]
         if "floor-dx1" not in ms:
@@ -210,11 +214,14 @@ def _report(rows):
         fl = ms.get("floor-dx1")
         r["step_over_floor"] = ms["fastnn"] / fl if fl else None
         r["two_calls_over_floor"] = ms["fastnn 2 calls"] / fl if fl else None
-        print("%-20s %3d %10s %10s %10.3f %12.3f %8.2fx %13.2fx" % (
+        r["gradient_over_floor"] = ms["fastnn gradient"] / fl if fl else None
+        r["update_over_floor"] = ms["fastnn update"] / fl if fl else None
+        print("%-20s %3d %10s %10s %10.3f %12.3f %8.2fx %13.2fx %6.2fx %8.2fx" % (
             r["kernel"], r["threads"], harness._fmt_ratio(r["speedup_vs_reference"]),
             harness._fmt_ratio(r["speedup_vs_torch"]), ms.get("gemm floor", float("nan")),
             fl or float("nan"), r["step_over_floor"] or float("nan"),
-            r["two_calls_over_floor"] or float("nan")))
+            r["two_calls_over_floor"] or float("nan"), r["gradient_over_floor"] or float("nan"),
+            r["update_over_floor"] or float("nan")))
 
 
 if __name__ == "__main__":
