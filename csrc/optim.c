@@ -3,6 +3,10 @@
  * follow the NumPy reference's roundings step by step (memory-bound: it costs nothing). */
 #pragma GCC optimize("fp-contract=off")
 #include <math.h>
+#include <stdint.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>  /* the exact float64 division of the AVX-512 copies */
+#endif
 #include "optim.h"
 #define FNN_BODY "optim_body.h"
 #include "fnn_multiversion.h"
@@ -15,3 +19,6 @@
                  (kind, hp, n_tensors, p, g, s1, s2, n, cols, n_threads))
 FNN_PUBLIC(f32, float)
 FNN_PUBLIC(f64, double)
+
+FNN_DISPATCH(int, div_exact, f64, (const double *a, const double *d, double *out, ptrdiff_t n),
+             (a, d, out, n))

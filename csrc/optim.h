@@ -19,7 +19,9 @@
  *              computed as p*(1 - lr_wd) - lr_t*m/(...) with lr_wd = lr*weight_decay.
  * float32 arithmetic follows the NumPy reference operation by operation (each step rounded to
  * float32, no FMA contraction), so SGD..RMSprop match it bit for bit; the Adam step in float32
- * is computed in float32 (the NumPy reference computes that one product in float64). */
+ * is computed in float32 (the NumPy reference computes that one product in float64).
+ * float64 likewise, bit for bit for every rule; the AVX-512 copies of AdaGrad, RMSprop, Adam
+ * and AdamW divide without the divider (fnn_div_exact_f64's sequence: the same quotients). */
 #ifndef FNN_OPTIM_H
 #define FNN_OPTIM_H
 #include <stddef.h>
@@ -58,4 +60,9 @@ typedef struct {
 FNN_DECLARE(f32, float)
 FNN_DECLARE(f64, double)
 #undef FNN_DECLARE
+
+/* out[i] = a[i] / d[i] (n elements), with the division the float64 rules use: on AVX-512 the
+ * correctly rounded FMA sequence of optim_body.h (div_rn8), elsewhere the hardware division;
+ * bit for bit the same either way. Returns 1 if the FMA sequence ran, 0 if not (test hook). */
+int fnn_div_exact_f64(const double *a, const double *d, double *out, ptrdiff_t n);
 #endif

@@ -9,6 +9,94 @@
 #define FNN_OPT_INLINE static inline __attribute__((always_inline))
 #define FNN_OPT_SQRT(x) _Generic((x), float: sqrtf, double: sqrt)(x)
 
+/* ---- Correctly rounded float64 division without the divider (AVX-512 float64 copy only) ----
+ *
+ * The float64 rules with a square root and a division per element (AdaGrad, RMSprop, Adam,
+ * AdamW) are bound by the shared divide/square-root unit. FNAME(div_rn8) returns RN(a / d)
+ * (IEEE-754 round to nearest even, bit for bit what `a / d` gives, NumPy's included) for 8
+ * lanes, computing the quotient with the FMA units and leaving the divider to the square root.
+ * Lanes outside the range below use the hardware division (vdivpd); so does the scalar tail.
+ *
+ * Fast lanes: 2^-900 <= |a| <= 2^900 and 2^-100 <= d <= 2^100 (ordered compares: NaN, Inf, zero,
+ * subnormal and negative d, zero and subnormal a all take the hardware division). Then
+ * Q = |a| / d lies in [2^-1000, 2^1000], so every value below is a normal double far from
+ * overflow. With u = 2^-53 (unit roundoff) and d_k, every |d_k| <= u, the rounding errors:
+ *   y0 = rcp14(d):              E = 1 - d*y0, |E| < 2^-14 (Intel's bound for rcp14, normal d)
+ *   e  = RN(1 - d*y0) = E(1+d1)                                   (fnmadd: one rounding)
+ *   y  = RN(y0 + y0*e) = (1/d)(1 - E^2 + (1-E)E d1)(1+d2),  so |d*y - 1| < 2^-28 + 2^-52.9
+ *   q0 = RN(|a|*y),                                         so |q0/Q - 1| < 2^-28 (1 + 2^-24)
+ *   r0 = RN(|a| - q0*d) = R0(1+d3) with R0 = d(Q - q0) exactly (fnmadd; R0 normal or 0)
+ *   q1 = RN(z), z = q0 + r0*y = Q + (Q - q0)(d3 + (d*y - 1) + d3(d*y - 1)),
+ *        |z - Q| <= Q 2^-28(1+2^-24) (2^-53 + 2^-28(1+2^-24.9) + 2^-80) < 2^-56 (1+2^-23) Q.
+ * Let 2^k <= Q < 2^(k+1), U = 2^(k-52) (the spacing of the doubles in [2^k, 2^(k+1)); U/2 just
+ * below 2^k, 2U at and above 2^(k+1)). |z - Q| < U/8: if L <= Q <= H are the two doubles
+ * around Q (L = H when Q is a double), z lies within U/8 of [L, H], and every other double is
+ * at least U/2 away from L or H, so q1 = RN(z) is L or H. Hence Q lies between q1 and its
+ * neighbour q2 in the direction of Q (or Q = q1), and RN(Q) is q1 or q2.
+ *   r1 = |a| - q1*d and r2 = |a| - q2*d (fnmadd) are exact: for q = q1 or q2, with exponents
+ *   eq, ed, both |a| and q*d are integer multiples of 2^(eq+ed-104) (|a| >= 2^(eq+ed-1)), and
+ *   |a - q*d| = d|Q - q| < 2^(ed+1) 2^(eq-52) (|Q - q| is at most the spacing between q1 and q2,
+ *   at most the spacing at q): an integer below 2^53 times 2^(eq+ed-104) >= 2^-1005, a double.
+ *   So sign(r1) = sign(Q - q1): q2 is q1's bit pattern + 1 (next up) if r1 >= +0, else - 1
+ *   (q1 > 0 is normal, so this is the adjacent double, across a binade too).
+ *   |r_i| = d |Q - q_i| exactly, so the nearer of q1, q2 is the one with the smaller |r|:
+ *   vrangepd (smaller magnitude, its own sign) then == r2 (r1 = r2 would need r1 = r2 = 0).
+ *   There is never a tie: a midpoint m of two doubles has 54 significant bits, the last one 1;
+ *   a = m*d would need the 54-bit odd significand of m times d's significand to be a 53-bit
+ *   significand times a power of two, impossible. RN(a/d) = sign(a) RN(|a|/d): the sign of a
+ *   is put back last (|a| and d > 0 give the positive quotient).
+ * Assumes the default rounding mode (round to nearest), as the NumPy reference does; FTZ/DAZ
+ * would not matter (no subnormal in the fast lanes). Tests: tests/test_exact_divide.py (hook
+ * fnn_div_exact_f64 runs this very function), near-midpoint quotients included. */
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && FNN_IS_F32 == 0
+#define FNN_OPT_EXACT_DIV 1
+FNN_OPT_INLINE __m512d FNAME(div_rn8)(__m512d a, __m512d d)
+{
+    const __m512d one = _mm512_set1_pd(1.0);
+    const __m512d aa = _mm512_abs_pd(a);
+    __mmask8 fast = _mm512_cmp_pd_mask(aa, _mm512_set1_pd(0x1p-900), _CMP_GE_OQ);
+    fast = _mm512_mask_cmp_pd_mask(fast, aa, _mm512_set1_pd(0x1p900), _CMP_LE_OQ);
+    fast = _mm512_mask_cmp_pd_mask(fast, d, _mm512_set1_pd(0x1p-100), _CMP_GE_OQ);
+    fast = _mm512_mask_cmp_pd_mask(fast, d, _mm512_set1_pd(0x1p100), _CMP_LE_OQ);
+    __m512d y = _mm512_rcp14_pd(d);
+    const __m512d e = _mm512_fnmadd_pd(d, y, one);
+    y = _mm512_fmadd_pd(y, e, y);
+    __m512d q = _mm512_mul_pd(aa, y);
+    const __m512d r0 = _mm512_fnmadd_pd(q, d, aa);
+    q = _mm512_fmadd_pd(r0, y, q);
+    const __m512d r1 = _mm512_fnmadd_pd(q, d, aa);
+    const __m512i step = _mm512_or_si512(_mm512_srai_epi64(_mm512_castpd_si512(r1), 63),
+                                         _mm512_set1_epi64(1));
+    const __m512d q2 = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(q), step));
+    const __m512d r2 = _mm512_fnmadd_pd(q2, d, aa);
+    const __mmask8 take2 = _mm512_cmp_pd_mask(_mm512_range_pd(r1, r2, 0x06), r2, _CMP_EQ_OQ);
+    q = _mm512_mask_blend_pd(take2, q, q2);
+    q = _mm512_castsi512_pd(_mm512_ternarylogic_epi64(         /* q | (a & sign bit) */
+        _mm512_castpd_si512(q), _mm512_castpd_si512(a), _mm512_set1_epi64(INT64_MIN), 0xF8));
+    if (__builtin_expect(fast != 0xFF, 0))
+        q = _mm512_mask_div_pd(q, (__mmask8)~fast, a, d);
+    return q;
+}
+#else
+#define FNN_OPT_EXACT_DIV 0
+#endif
+
+#if FNN_IS_F32 == 0
+/* out[i] = a[i] / d[i] with the division the float64 rules use (test hook): returns 1 if the
+ * FMA sequence above ran (AVX-512 copy; the last n % 8 elements use the divider), 0 if every
+ * element used the hardware division. */
+static int FNAME(div_exact)(const REAL *a, const REAL *d, REAL *out, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+#if FNN_OPT_EXACT_DIV
+    for (; i + 8 <= n; i += 8)
+        _mm512_storeu_pd(out + i, FNAME(div_rn8)(_mm512_loadu_pd(a + i), _mm512_loadu_pd(d + i)));
+#endif
+    for (; i < n; i++) out[i] = a[i] / d[i];
+    return FNN_OPT_EXACT_DIV;
+}
+#endif
+
 typedef struct {
     REAL lr, mu, mu2, c_nes, one_m_mu, one_m_b2, eps, wd, decay;
     ACC lr_t;
@@ -65,7 +153,21 @@ FNN_OPT_INLINE void FNAME(seg_adagrad)(REAL *restrict p, const REAL *restrict g,
 {
     (void)s2;
     const REAL lr = c->lr, eps = c->eps, wd = c->wd;
-    for (ptrdiff_t i = 0; i < n; i++) {
+    ptrdiff_t i = 0;
+#if FNN_OPT_EXACT_DIV
+    /* The loop below, 8 at a time, the division by FNAME(div_rn8) (same roundings). */
+    const __m512d vlr = _mm512_set1_pd(lr), veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
+    for (; i + 8 <= n; i += 8) {
+        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
+        if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
+        __m512d hi = _mm512_add_pd(_mm512_loadu_pd(h + i), _mm512_mul_pd(gi, gi));
+        _mm512_storeu_pd(h + i, hi);
+        __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
+                                   _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
+        _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
+    }
+#endif
+    for (; i < n; i++) {
         REAL gi = g[i];
         if (WD) gi = gi + wd * p[i];
         REAL hi = h[i] + gi * gi;
@@ -80,7 +182,24 @@ FNN_OPT_INLINE void FNAME(seg_rmsprop)(REAL *restrict p, const REAL *restrict g,
 {
     (void)s2;
     const REAL lr = c->lr, rho = c->mu, one_m_rho = c->one_m_mu, eps = c->eps, wd = c->wd;
-    for (ptrdiff_t i = 0; i < n; i++) {
+    ptrdiff_t i = 0;
+#if FNN_OPT_EXACT_DIV
+    /* The loop below, 8 at a time, the division by FNAME(div_rn8) (same roundings). */
+    const __m512d vlr = _mm512_set1_pd(lr), vrho = _mm512_set1_pd(rho);
+    const __m512d v1mr = _mm512_set1_pd(one_m_rho), veps = _mm512_set1_pd(eps);
+    const __m512d vwd = _mm512_set1_pd(wd);
+    for (; i + 8 <= n; i += 8) {
+        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
+        if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
+        __m512d hi = _mm512_mul_pd(_mm512_loadu_pd(h + i), vrho);
+        hi = _mm512_add_pd(hi, _mm512_mul_pd(_mm512_mul_pd(v1mr, gi), gi));
+        _mm512_storeu_pd(h + i, hi);
+        __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
+                                   _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
+        _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
+    }
+#endif
+    for (; i < n; i++) {
         REAL gi = g[i];
         if (WD) gi = gi + wd * p[i];
         REAL hi = h[i] * rho;
@@ -98,7 +217,27 @@ FNN_OPT_INLINE void FNAME(seg_adam)(REAL *restrict p, const REAL *restrict g,
     const REAL b1c = c->one_m_mu, b2c = c->one_m_b2, eps = c->eps, wd = c->wd;
     const REAL decay = c->decay;
     const REAL lr_t = (REAL)c->lr_t;
-    for (ptrdiff_t i = 0; i < n; i++) {
+    ptrdiff_t i = 0;
+#if FNN_OPT_EXACT_DIV
+    /* The loop below, 8 at a time, the division by FNAME(div_rn8) (same roundings). */
+    const __m512d vb1c = _mm512_set1_pd(b1c), vb2c = _mm512_set1_pd(b2c);
+    const __m512d veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
+    const __m512d vdecay = _mm512_set1_pd(decay), vlr_t = _mm512_set1_pd(lr_t);
+    for (; i + 8 <= n; i += 8) {
+        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
+        __m512d mi = _mm512_loadu_pd(m + i), vi = _mm512_loadu_pd(v + i);
+        if (MODE == 1) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
+        mi = _mm512_add_pd(mi, _mm512_mul_pd(vb1c, _mm512_sub_pd(gi, mi)));
+        vi = _mm512_add_pd(vi, _mm512_mul_pd(vb2c, _mm512_sub_pd(_mm512_mul_pd(gi, gi), vi)));
+        _mm512_storeu_pd(m + i, mi);
+        _mm512_storeu_pd(v + i, vi);
+        if (MODE == 2) pi = _mm512_mul_pd(pi, vdecay);
+        __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr_t, mi),
+                                   _mm512_add_pd(_mm512_sqrt_pd(vi), veps));
+        _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
+    }
+#endif
+    for (; i < n; i++) {
         REAL pi = p[i], gi = g[i], mi = m[i], vi = v[i];
         if (MODE == 1) gi = gi + wd * pi;
         mi = mi + b1c * (gi - mi);
@@ -283,6 +422,7 @@ static int FNAME(optim_step)(int kind, const fnn_optim_hparams *hp, ptrdiff_t n_
 }
 
 #undef FNN_OPT_INLINE
+#undef FNN_OPT_EXACT_DIV
 #undef FNN_OPT_SQRT
 #undef FNN_OPT_RUN
 #undef FNN_PF_MIN

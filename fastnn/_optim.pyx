@@ -19,7 +19,7 @@ cdef extern from "Python.h":
     void _decref "Py_DECREF"(PyObject *o)
 from fastnn._runtime cimport get_num_threads
 from fastnn._optim_kernels cimport (
-    fnn_optim_hparams, fnn_optim_step_f32, fnn_optim_step_f64, FNN_OPT_SGD, FNN_OPT_MOMENTUM,
+    fnn_optim_hparams, fnn_optim_step_f32, fnn_optim_step_f64, fnn_div_exact_f64, FNN_OPT_SGD, FNN_OPT_MOMENTUM,
     FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD, FNN_OPT_RMSPROP, FNN_OPT_ADAM, FNN_OPT_ADAMW,
     FNN_OPT_COUNT)
 
@@ -464,3 +464,37 @@ cdef class StepPlan:
         self.ts2[j] = s.s2
         self.tn[j] = s.n
         self.tcols[j] = s.cols
+
+
+def _exact_divide_f64(a, d):
+    """Test hook: ``a / d`` for float64 arrays of one shape, computed by the division the
+    float64 AdaGrad/RMSprop/Adam/AdamW kernels use (csrc/optim_body.h, div_rn8 on AVX-512).
+    Returns a new C-contiguous array; it must equal NumPy's ``a / d`` bit for bit."""
+    if not isinstance(a, np.ndarray) or not isinstance(d, np.ndarray):
+        raise TypeError("a and d must be numpy.ndarray, got %s and %s"
+                        % (type(a).__name__, type(d).__name__))
+    if a.dtype != np.float64 or d.dtype != np.float64:
+        raise TypeError("a and d must have dtype float64, got %s and %s" % (a.dtype, d.dtype))
+    if a.shape != d.shape:
+        raise ValueError("a and d must have one shape, got %s and %s" % (a.shape, d.shape))
+    cdef cnp.ndarray A = np.ascontiguousarray(a)
+    cdef cnp.ndarray D = np.ascontiguousarray(d)
+    cdef cnp.ndarray out = np.empty_like(A, order="C")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(A)
+    with nogil:
+        fnn_div_exact_f64(<const double *>cnp.PyArray_DATA(A), <const double *>cnp.PyArray_DATA(D),
+                          <double *>cnp.PyArray_DATA(out), n)
+    return out
+
+
+def _exact_divide_f64_uses_fma():
+    """True if the float64 kernels divide with the FMA sequence (the AVX-512 path), False if
+    with the hardware division (baseline/AVX2 paths, or FASTNN_SIMD capping the path)."""
+    cdef double a[8]
+    cdef double d[8]
+    cdef double out[8]
+    cdef int i
+    for i in range(8):
+        a[i] = 1.0
+        d[i] = 3.0
+    return fnn_div_exact_f64(a, d, out, 8) == 1

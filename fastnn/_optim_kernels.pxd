@@ -16,3 +16,4 @@ cdef extern from "optim.h" nogil:
     int fnn_optim_step_f64(int kind, const fnn_optim_hparams *hp, Py_ssize_t n_tensors,
                            double **p, double **g, double **s1, double **s2,
                            const Py_ssize_t *n, const Py_ssize_t *cols, int n_threads)
+    int fnn_div_exact_f64(const double *a, const double *d, double *out, Py_ssize_t n)
