@@ -429,3 +429,61 @@ def test_threads_identical_on_a_flat_network(name):
         fastnn.set_num_threads(old)
     for k in out[1]:
         np.testing.assert_array_equal(out[1][k], out[2][k], err_msg=k)
+
+
+def test_adam_float64_moments_decayed_into_subnormals():
+    """Units whose gradient stays 0 after the first step: m decays by 0.9 a step, out of the range
+    in which the AVX-512 float64 kernel divides with FMAs (|lr_t * m| >= 2^-900, from about step
+    5900) into subnormals (from about step 6700), those lanes then taking the hardware division,
+    mixed in every vector of 8 with units that keep learning. Bit for bit the reference. The
+    dead units' params are set to 0 before each step, so that they then hold the step's quotient
+    exactly (-lr_t*m / (sqrt(v) + eps)), however small: compared every 10 steps."""
+    shapes = {"W": (3, 37), "b": (37,)}
+    params = _params(np.float64, 11, shapes)
+    ref_params = _copy(params)
+    fast, ref = F.Adam(), R.Adam()
+    rng = np.random.RandomState(12)
+    live = {k: np.arange(v.size).reshape(v.shape) % 2 == 0 for k, v in params.items()}
+    tiny = np.finfo(np.float64).tiny
+    seen = set()
+    for step in range(7300):
+        grads = _grads(params, rng)
+        if step:
+            grads = {k: np.where(live[k], g, 0.0) for k, g in grads.items()}
+        for k in shapes:
+            params[k][~live[k]] = 0.0
+            ref_params[k][~live[k]] = 0.0
+        fast.update(params, grads)
+        ref.update(ref_params, grads)
+        if step % 10 == 9:
+            _assert_match("Adam", np.float64, params, ref_params)
+            dead_m = np.abs(np.concatenate([fast.m[k][~live[k]] for k in shapes]))
+            a = 0.001 * dead_m                     # lr_t * m, lr_t ~ lr = 0.001 by then
+            if (a >= 2.0 ** -900).any() and (a < 2.0 ** -900).any():
+                seen.add("straddle")
+            if ((dead_m < tiny) & (dead_m > 0)).all():
+                seen.add("subnormal")
+        if step % 730 == 729 or step == 7299:
+            _assert_match("Adam", np.float64, fast.m, ref.m)
+            _assert_match("Adam", np.float64, fast.v, ref.v)
+    assert seen == {"straddle", "subnormal"}
+
+
+@pytest.mark.parametrize("name", ["AdaGrad", "RMSprop", "Adam"])
+def test_float64_gradients_of_every_magnitude(name):
+    """Gradients from 1e-320 to 1e150: the quotients on both sides of every bound of the float64
+    kernels' FMA division (numerator tiny or subnormal, sqrt(h) + eps above 2^100)."""
+    rng = np.random.RandomState(13)
+    shape = (301,)
+    params = {"p": rng.randn(*shape)}
+    ref_params = _copy(params)
+    fast, ref = getattr(F, name)(), getattr(R, name)()
+    for _ in range(4):
+        g = rng.choice([-1.0, 1.0], shape) * 10.0 ** rng.uniform(-320, 150, shape)
+        g[rng.rand(*shape) < 0.1] = 0.0
+        params["p"][::2] = ref_params["p"][::2] = 0.0     # these then hold -quotient exactly
+        fast.update(params, {"p": g})
+        ref.update(ref_params, {"p": g})
+        _assert_match(name, np.float64, params, ref_params)
+    for state in STATES[name]:
+        _assert_match(name, np.float64, getattr(fast, state), getattr(ref, state))
