@@ -153,21 +153,7 @@ FNN_OPT_INLINE void FNAME(seg_adagrad)(REAL *restrict p, const REAL *restrict g,
 {
     (void)s2;
     const REAL lr = c->lr, eps = c->eps, wd = c->wd;
-    ptrdiff_t i = 0;
-#if FNN_OPT_EXACT_DIV
-    /* The loop below, 8 at a time, the division by FNAME(div_rn8) (same roundings). */
-    const __m512d vlr = _mm512_set1_pd(lr), veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
-    for (; i + 8 <= n; i += 8) {
-        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
-        if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
-        __m512d hi = _mm512_add_pd(_mm512_loadu_pd(h + i), _mm512_mul_pd(gi, gi));
-        _mm512_storeu_pd(h + i, hi);
-        __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
-                                   _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
-        _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
-    }
-#endif
-    for (; i < n; i++) {
+    for (ptrdiff_t i = 0; i < n; i++) {
         REAL gi = g[i];
         if (WD) gi = gi + wd * p[i];
         REAL hi = h[i] + gi * gi;
@@ -182,24 +168,7 @@ FNN_OPT_INLINE void FNAME(seg_rmsprop)(REAL *restrict p, const REAL *restrict g,
 {
     (void)s2;
     const REAL lr = c->lr, rho = c->mu, one_m_rho = c->one_m_mu, eps = c->eps, wd = c->wd;
-    ptrdiff_t i = 0;
-#if FNN_OPT_EXACT_DIV
-    /* The loop below, 8 at a time, the division by FNAME(div_rn8) (same roundings). */
-    const __m512d vlr = _mm512_set1_pd(lr), vrho = _mm512_set1_pd(rho);
-    const __m512d v1mr = _mm512_set1_pd(one_m_rho), veps = _mm512_set1_pd(eps);
-    const __m512d vwd = _mm512_set1_pd(wd);
-    for (; i + 8 <= n; i += 8) {
-        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
-        if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
-        __m512d hi = _mm512_mul_pd(_mm512_loadu_pd(h + i), vrho);
-        hi = _mm512_add_pd(hi, _mm512_mul_pd(_mm512_mul_pd(v1mr, gi), gi));
-        _mm512_storeu_pd(h + i, hi);
-        __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
-                                   _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
-        _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
-    }
-#endif
-    for (; i < n; i++) {
+    for (ptrdiff_t i = 0; i < n; i++) {
         REAL gi = g[i];
         if (WD) gi = gi + wd * p[i];
         REAL hi = h[i] * rho;
@@ -217,9 +186,83 @@ FNN_OPT_INLINE void FNAME(seg_adam)(REAL *restrict p, const REAL *restrict g,
     const REAL b1c = c->one_m_mu, b2c = c->one_m_b2, eps = c->eps, wd = c->wd;
     const REAL decay = c->decay;
     const REAL lr_t = (REAL)c->lr_t;
-    ptrdiff_t i = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        REAL pi = p[i], gi = g[i], mi = m[i], vi = v[i];
+        if (MODE == 1) gi = gi + wd * pi;
+        mi = mi + b1c * (gi - mi);
+        vi = vi + b2c * (gi * gi - vi);
+        m[i] = mi;
+        v[i] = vi;
+        if (MODE == 2) pi = pi * decay;
+        p[i] = pi - (lr_t * mi) / (FNN_OPT_SQRT(vi) + eps);
+    }
+}
+
 #if FNN_OPT_EXACT_DIV
-    /* The loop below, 8 at a time, the division by FNAME(div_rn8) (same roundings). */
+/* The AVX-512 float64 AdaGrad, RMSprop and Adam/AdamW: the loops above, 8 elements at a time
+ * with the division by FNAME(div_rn8) and every other operation in the same order and
+ * rounding (explicit intrinsics: no contraction). The elements before p's first 64-byte
+ * boundary and the last n % 8 run through the loops above (NumPy aligns arrays to 16 bytes
+ * only, e.g. 16 bytes past a page boundary: unaligned, every 64-byte access spans two lines;
+ * arrays of one size usually share the offset, so aligning p aligns all the streams). */
+static inline ptrdiff_t FNAME(head64)(const REAL *p, ptrdiff_t n)
+{
+    ptrdiff_t h = (ptrdiff_t)(((uintptr_t)0 - (uintptr_t)p) & 63) / (ptrdiff_t)sizeof(REAL);
+    return h < n ? h : n;
+}
+
+FNN_OPT_INLINE void FNAME(seg_adagrad_fma)(REAL *restrict p, const REAL *restrict g,
+                                           REAL *restrict h, REAL *s2, ptrdiff_t n,
+                                           const FNAME(optim_consts) *c, int WD)
+{
+    const REAL lr = c->lr, eps = c->eps, wd = c->wd;
+    ptrdiff_t i = FNAME(head64)(p, n);
+    FNAME(seg_adagrad)(p, g, h, s2, i, c, WD);
+    const __m512d vlr = _mm512_set1_pd(lr), veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
+    for (; i + 8 <= n; i += 8) {
+        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
+        if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
+        __m512d hi = _mm512_add_pd(_mm512_loadu_pd(h + i), _mm512_mul_pd(gi, gi));
+        _mm512_storeu_pd(h + i, hi);
+        __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
+                                   _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
+        _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
+    }
+    FNAME(seg_adagrad)(p + i, g + i, h + i, s2, n - i, c, WD);
+}
+
+FNN_OPT_INLINE void FNAME(seg_rmsprop_fma)(REAL *restrict p, const REAL *restrict g,
+                                           REAL *restrict h, REAL *s2, ptrdiff_t n,
+                                           const FNAME(optim_consts) *c, int WD)
+{
+    const REAL lr = c->lr, rho = c->mu, one_m_rho = c->one_m_mu, eps = c->eps, wd = c->wd;
+    ptrdiff_t i = FNAME(head64)(p, n);
+    FNAME(seg_rmsprop)(p, g, h, s2, i, c, WD);
+    const __m512d vlr = _mm512_set1_pd(lr), vrho = _mm512_set1_pd(rho);
+    const __m512d v1mr = _mm512_set1_pd(one_m_rho), veps = _mm512_set1_pd(eps);
+    const __m512d vwd = _mm512_set1_pd(wd);
+    for (; i + 8 <= n; i += 8) {
+        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
+        if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
+        __m512d hi = _mm512_mul_pd(_mm512_loadu_pd(h + i), vrho);
+        hi = _mm512_add_pd(hi, _mm512_mul_pd(_mm512_mul_pd(v1mr, gi), gi));
+        _mm512_storeu_pd(h + i, hi);
+        __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
+                                   _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
+        _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
+    }
+    FNAME(seg_rmsprop)(p + i, g + i, h + i, s2, n - i, c, WD);
+}
+
+FNN_OPT_INLINE void FNAME(seg_adam_fma)(REAL *restrict p, const REAL *restrict g,
+                                        REAL *restrict m, REAL *restrict v, ptrdiff_t n,
+                                        const FNAME(optim_consts) *c, int MODE)
+{
+    const REAL b1c = c->one_m_mu, b2c = c->one_m_b2, eps = c->eps, wd = c->wd;
+    const REAL decay = c->decay;
+    const REAL lr_t = (REAL)c->lr_t;
+    ptrdiff_t i = FNAME(head64)(p, n);
+    FNAME(seg_adam)(p, g, m, v, i, c, MODE);
     const __m512d vb1c = _mm512_set1_pd(b1c), vb2c = _mm512_set1_pd(b2c);
     const __m512d veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
     const __m512d vdecay = _mm512_set1_pd(decay), vlr_t = _mm512_set1_pd(lr_t);
@@ -236,18 +279,16 @@ FNN_OPT_INLINE void FNAME(seg_adam)(REAL *restrict p, const REAL *restrict g,
                                    _mm512_add_pd(_mm512_sqrt_pd(vi), veps));
         _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
     }
-#endif
-    for (; i < n; i++) {
-        REAL pi = p[i], gi = g[i], mi = m[i], vi = v[i];
-        if (MODE == 1) gi = gi + wd * pi;
-        mi = mi + b1c * (gi - mi);
-        vi = vi + b2c * (gi * gi - vi);
-        m[i] = mi;
-        v[i] = vi;
-        if (MODE == 2) pi = pi * decay;
-        p[i] = pi - (lr_t * mi) / (FNN_OPT_SQRT(vi) + eps);
-    }
+    FNAME(seg_adam)(p + i, g + i, m + i, v + i, n - i, c, MODE);
 }
+#define FNN_SEG_ADAGRAD seg_adagrad_fma
+#define FNN_SEG_RMSPROP seg_rmsprop_fma
+#define FNN_SEG_ADAM seg_adam_fma
+#else
+#define FNN_SEG_ADAGRAD seg_adagrad
+#define FNN_SEG_RMSPROP seg_rmsprop
+#define FNN_SEG_ADAM seg_adam
+#endif
 
 /* Software prefetch for long segments: on one core, streaming from DRAM with 3-5 streams is
  * latency-bound and the hardware prefetchers alone leave ~10 % of the bandwidth unused. Blocks
@@ -278,6 +319,8 @@ FNN_OPT_INLINE void FNAME(prefetch)(const REAL *p, const REAL *g, const REAL *s1
     do {                                                                                       \
         ptrdiff_t i_ = 0;                                                                      \
         if (n >= FNN_PF_MIN) {                                                                 \
+            i_ = (ptrdiff_t)(((uintptr_t)0 - (uintptr_t)p) & 63) / (ptrdiff_t)sizeof(REAL);   \
+            FNAME(FN)(p, g, s1, s2, i_, c, MODE);    /* then the blocks start 64-byte aligned */ \
             for (; i_ + FNN_PF_BLOCK <= n; i_ += FNN_PF_BLOCK) {                               \
                 FNAME(prefetch)(p + i_, g + i_, NS >= 1 ? s1 + i_ : s1,                        \
                                 NS >= 2 ? s2 + i_ : s2, NS);                                   \
@@ -310,16 +353,16 @@ static void FNAME(optim_segment)(int kind, const FNAME(optim_consts) *c, int wd_
         if (wd_on) FNN_OPT_RUN(seg_nesterov, 1, 1); else FNN_OPT_RUN(seg_nesterov, 1, 0);
         break;
     case FNN_OPT_ADAGRAD:
-        if (wd_on) FNN_OPT_RUN(seg_adagrad, 1, 1); else FNN_OPT_RUN(seg_adagrad, 1, 0);
+        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAGRAD, 1, 1); else FNN_OPT_RUN(FNN_SEG_ADAGRAD, 1, 0);
         break;
     case FNN_OPT_RMSPROP:
-        if (wd_on) FNN_OPT_RUN(seg_rmsprop, 1, 1); else FNN_OPT_RUN(seg_rmsprop, 1, 0);
+        if (wd_on) FNN_OPT_RUN(FNN_SEG_RMSPROP, 1, 1); else FNN_OPT_RUN(FNN_SEG_RMSPROP, 1, 0);
         break;
     case FNN_OPT_ADAM:
-        if (wd_on) FNN_OPT_RUN(seg_adam, 2, 1); else FNN_OPT_RUN(seg_adam, 2, 0);
+        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAM, 2, 1); else FNN_OPT_RUN(FNN_SEG_ADAM, 2, 0);
         break;
     case FNN_OPT_ADAMW:
-        if (wd_on) FNN_OPT_RUN(seg_adam, 2, 2); else FNN_OPT_RUN(seg_adam, 2, 0);
+        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAM, 2, 2); else FNN_OPT_RUN(FNN_SEG_ADAM, 2, 0);
         break;
     default:
         break;
@@ -423,6 +466,9 @@ static int FNAME(optim_step)(int kind, const fnn_optim_hparams *hp, ptrdiff_t n_
 
 #undef FNN_OPT_INLINE
 #undef FNN_OPT_EXACT_DIV
+#undef FNN_SEG_ADAGRAD
+#undef FNN_SEG_RMSPROP
+#undef FNN_SEG_ADAM
 #undef FNN_OPT_SQRT
 #undef FNN_OPT_RUN
 #undef FNN_PF_MIN
