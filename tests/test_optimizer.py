@@ -487,3 +487,27 @@ def test_float64_gradients_of_every_magnitude(name):
         _assert_match(name, np.float64, params, ref_params)
     for state in STATES[name]:
         _assert_match(name, np.float64, getattr(fast, state), getattr(ref, state))
+
+
+@pytest.mark.parametrize("name", ["AdaGrad", "RMSprop", "Adam"])
+@pytest.mark.parametrize("n", [61, 40_003])
+def test_float64_params_at_every_alignment(name, n):
+    """Params and grads at every 8-byte offset within a 64-byte line: the AVX-512 float64 loops
+    start at the param's first 64-byte boundary (40003 elements: the prefetching blocks too)."""
+    rng = np.random.RandomState(14)
+    pbuf, gbuf = np.empty(n + 8), np.empty(n + 8)
+    for off in range(8):
+        p = pbuf[off:off + n]
+        g = gbuf[(3 * off) % 8:(3 * off) % 8 + n]
+        p[...] = rng.randn(n)
+        ref_params = {"w": p.copy()}
+        params = {"w": p}
+        fast, ref = getattr(F, name)(), getattr(R, name)()
+        for _ in range(3):
+            g[...] = rng.randn(n)
+            fast.update(params, {"w": g})
+            ref.update(ref_params, {"w": g.copy()})
+        assert params["w"] is p
+        _assert_match(name, np.float64, params, ref_params)
+        for state in STATES[name]:
+            _assert_match(name, np.float64, getattr(fast, state), getattr(ref, state))
