@@ -201,23 +201,15 @@ FNN_OPT_INLINE void FNAME(seg_adam)(REAL *restrict p, const REAL *restrict g,
 #if FNN_OPT_EXACT_DIV
 /* The AVX-512 float64 AdaGrad, RMSprop and Adam/AdamW: the loops above, 8 elements at a time
  * with the division by FNAME(div_rn8) and every other operation in the same order and
- * rounding (explicit intrinsics: no contraction). The elements before p's first 64-byte
- * boundary and the last n % 8 run through the loops above (NumPy aligns arrays to 16 bytes
- * only, e.g. 16 bytes past a page boundary: unaligned, every 64-byte access spans two lines;
- * arrays of one size usually share the offset, so aligning p aligns all the streams). */
-static inline ptrdiff_t FNAME(head64)(const REAL *p, ptrdiff_t n)
-{
-    ptrdiff_t h = (ptrdiff_t)(((uintptr_t)0 - (uintptr_t)p) & 63) / (ptrdiff_t)sizeof(REAL);
-    return h < n ? h : n;
-}
+ * rounding (explicit intrinsics: no contraction); the last n % 8 through the loops above.
+ * FNN_OPT_RUN first aligns the streams (FNAME(align_head)). */
 
 FNN_OPT_INLINE void FNAME(seg_adagrad_fma)(REAL *restrict p, const REAL *restrict g,
                                            REAL *restrict h, REAL *s2, ptrdiff_t n,
                                            const FNAME(optim_consts) *c, int WD)
 {
     const REAL lr = c->lr, eps = c->eps, wd = c->wd;
-    ptrdiff_t i = FNAME(head64)(p, n);
-    FNAME(seg_adagrad)(p, g, h, s2, i, c, WD);
+    ptrdiff_t i = 0;
     const __m512d vlr = _mm512_set1_pd(lr), veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
     for (; i + 8 <= n; i += 8) {
         __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
@@ -236,8 +228,7 @@ FNN_OPT_INLINE void FNAME(seg_rmsprop_fma)(REAL *restrict p, const REAL *restric
                                            const FNAME(optim_consts) *c, int WD)
 {
     const REAL lr = c->lr, rho = c->mu, one_m_rho = c->one_m_mu, eps = c->eps, wd = c->wd;
-    ptrdiff_t i = FNAME(head64)(p, n);
-    FNAME(seg_rmsprop)(p, g, h, s2, i, c, WD);
+    ptrdiff_t i = 0;
     const __m512d vlr = _mm512_set1_pd(lr), vrho = _mm512_set1_pd(rho);
     const __m512d v1mr = _mm512_set1_pd(one_m_rho), veps = _mm512_set1_pd(eps);
     const __m512d vwd = _mm512_set1_pd(wd);
@@ -261,8 +252,7 @@ FNN_OPT_INLINE void FNAME(seg_adam_fma)(REAL *restrict p, const REAL *restrict g
     const REAL b1c = c->one_m_mu, b2c = c->one_m_b2, eps = c->eps, wd = c->wd;
     const REAL decay = c->decay;
     const REAL lr_t = (REAL)c->lr_t;
-    ptrdiff_t i = FNAME(head64)(p, n);
-    FNAME(seg_adam)(p, g, m, v, i, c, MODE);
+    ptrdiff_t i = 0;
     const __m512d vb1c = _mm512_set1_pd(b1c), vb2c = _mm512_set1_pd(b2c);
     const __m512d veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
     const __m512d vdecay = _mm512_set1_pd(decay), vlr_t = _mm512_set1_pd(lr_t);
@@ -314,13 +304,40 @@ FNN_OPT_INLINE void FNAME(prefetch)(const REAL *p, const REAL *g, const REAL *s1
     }
 }
 
-/* FN over the n elements at p, g, s1, s2 (NS state streams), blocked with prefetch if long. */
-#define FNN_OPT_RUN(FN, NS, MODE)                                                              \
+/* Elements (0..7, at most n) to update first so that the most streams then start on a 64-byte
+ * boundary, the written ones (p and the NS states) counting twice, g once: the explicit 512-bit
+ * loops of the FMA-division rules would split every unaligned access over two cache lines.
+ * NumPy aligns arrays to 16 bytes only, while fastnn's optimizers allocate their state
+ * 64-byte aligned (so aligning p alone would misalign Adam's m and v). */
+static inline ptrdiff_t FNAME(align_head)(const REAL *p, const REAL *g, const REAL *s1,
+                                          const REAL *s2, int NS, ptrdiff_t n)
+{
+    ptrdiff_t off[4], w[4] = {2, 1, 2, 2}, best = 0, best_score = -1;
+    const REAL *ptr[4] = {p, g, s1, s2};
+    for (int k = 0; k < 2 + NS; k++)
+        off[k] = (ptrdiff_t)(((uintptr_t)0 - (uintptr_t)ptr[k]) & 63) / (ptrdiff_t)sizeof(REAL);
+    for (int j = 0; j < 2 + NS; j++) {           /* candidate: align stream j */
+        ptrdiff_t score = 0;
+        for (int k = 0; k < 2 + NS; k++)
+            if (off[k] == off[j]) score += w[k];
+        if (score > best_score || (score == best_score && off[j] < best)) {
+            best = off[j];
+            best_score = score;
+        }
+    }
+    return best < n ? best : n;
+}
+
+/* FN over the n elements at p, g, s1, s2 (NS state streams), blocked with prefetch if long;
+ * ALIGN: first the FNAME(align_head) elements. */
+#define FNN_OPT_RUN(FN, NS, MODE, ALIGN)                                                       \
     do {                                                                                       \
         ptrdiff_t i_ = 0;                                                                      \
-        if (n >= FNN_PF_MIN) {                                                                 \
-            i_ = (ptrdiff_t)(((uintptr_t)0 - (uintptr_t)p) & 63) / (ptrdiff_t)sizeof(REAL);   \
-            FNAME(FN)(p, g, s1, s2, i_, c, MODE);    /* then the blocks start 64-byte aligned */ \
+        if (ALIGN) {                                                                           \
+            i_ = FNAME(align_head)(p, g, s1, s2, NS, n);                                       \
+            FNAME(FN)(p, g, s1, s2, i_, c, MODE);                                              \
+        }                                                                                      \
+        if (n - i_ >= FNN_PF_MIN) {                                                            \
             for (; i_ + FNN_PF_BLOCK <= n; i_ += FNN_PF_BLOCK) {                               \
                 FNAME(prefetch)(p + i_, g + i_, NS >= 1 ? s1 + i_ : s1,                        \
                                 NS >= 2 ? s2 + i_ : s2, NS);                                   \
@@ -344,25 +361,29 @@ static void FNAME(optim_segment)(int kind, const FNAME(optim_consts) *c, int wd_
     if (s2) s2 += lo;
     switch (kind) {
     case FNN_OPT_SGD:
-        if (wd_on) FNN_OPT_RUN(seg_sgd, 0, 1); else FNN_OPT_RUN(seg_sgd, 0, 0);
+        if (wd_on) FNN_OPT_RUN(seg_sgd, 0, 1, 0); else FNN_OPT_RUN(seg_sgd, 0, 0, 0);
         break;
     case FNN_OPT_MOMENTUM:
-        if (wd_on) FNN_OPT_RUN(seg_momentum, 1, 1); else FNN_OPT_RUN(seg_momentum, 1, 0);
+        if (wd_on) FNN_OPT_RUN(seg_momentum, 1, 1, 0); else FNN_OPT_RUN(seg_momentum, 1, 0, 0);
         break;
     case FNN_OPT_NESTEROV:
-        if (wd_on) FNN_OPT_RUN(seg_nesterov, 1, 1); else FNN_OPT_RUN(seg_nesterov, 1, 0);
+        if (wd_on) FNN_OPT_RUN(seg_nesterov, 1, 1, 0); else FNN_OPT_RUN(seg_nesterov, 1, 0, 0);
         break;
     case FNN_OPT_ADAGRAD:
-        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAGRAD, 1, 1); else FNN_OPT_RUN(FNN_SEG_ADAGRAD, 1, 0);
+        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAGRAD, 1, 1, FNN_OPT_EXACT_DIV);
+        else FNN_OPT_RUN(FNN_SEG_ADAGRAD, 1, 0, FNN_OPT_EXACT_DIV);
         break;
     case FNN_OPT_RMSPROP:
-        if (wd_on) FNN_OPT_RUN(FNN_SEG_RMSPROP, 1, 1); else FNN_OPT_RUN(FNN_SEG_RMSPROP, 1, 0);
+        if (wd_on) FNN_OPT_RUN(FNN_SEG_RMSPROP, 1, 1, FNN_OPT_EXACT_DIV);
+        else FNN_OPT_RUN(FNN_SEG_RMSPROP, 1, 0, FNN_OPT_EXACT_DIV);
         break;
     case FNN_OPT_ADAM:
-        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAM, 2, 1); else FNN_OPT_RUN(FNN_SEG_ADAM, 2, 0);
+        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAM, 2, 1, FNN_OPT_EXACT_DIV);
+        else FNN_OPT_RUN(FNN_SEG_ADAM, 2, 0, FNN_OPT_EXACT_DIV);
         break;
     case FNN_OPT_ADAMW:
-        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAM, 2, 2); else FNN_OPT_RUN(FNN_SEG_ADAM, 2, 0);
+        if (wd_on) FNN_OPT_RUN(FNN_SEG_ADAM, 2, 2, FNN_OPT_EXACT_DIV);
+        else FNN_OPT_RUN(FNN_SEG_ADAM, 2, 0, FNN_OPT_EXACT_DIV);
         break;
     default:
         break;
