@@ -202,7 +202,10 @@ FNN_OPT_INLINE void FNAME(seg_adam)(REAL *restrict p, const REAL *restrict g,
 /* The AVX-512 float64 AdaGrad, RMSprop and Adam/AdamW: the loops above, 8 elements at a time
  * with the division by FNAME(div_rn8) and every other operation in the same order and
  * rounding (explicit intrinsics: no contraction); the last n % 8 through the loops above.
- * FNN_OPT_RUN first aligns the streams (FNAME(align_head)). */
+ * FNN_OPT_RUN first aligns the streams (FNAME(align_head)). Each vector's loads are issued
+ * before the previous vector's stores: NumPy places large arrays 16 bytes past a page, fastnn's
+ * state 64-byte aligned, and a load 48 bytes past a pending store modulo 4 KiB waits for it
+ * (4K aliasing): Adam's loop then ran ~10-20 % slower. */
 
 FNN_OPT_INLINE void FNAME(seg_adagrad_fma)(REAL *restrict p, const REAL *restrict g,
                                            REAL *restrict h, REAL *s2, ptrdiff_t n,
@@ -211,10 +214,21 @@ FNN_OPT_INLINE void FNAME(seg_adagrad_fma)(REAL *restrict p, const REAL *restric
     const REAL lr = c->lr, eps = c->eps, wd = c->wd;
     ptrdiff_t i = 0;
     const __m512d vlr = _mm512_set1_pd(lr), veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
+    __m512d pn = _mm512_setzero_pd(), gn = pn, hn = pn;
+    if (n >= 8) {
+        pn = _mm512_loadu_pd(p);
+        gn = _mm512_loadu_pd(g);
+        hn = _mm512_loadu_pd(h);
+    }
     for (; i + 8 <= n; i += 8) {
-        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
+        __m512d pi = pn, gi = gn, hp = hn;
+        if (i + 16 <= n) {                   /* the next loads before this vector's stores */
+            pn = _mm512_loadu_pd(p + i + 8);
+            gn = _mm512_loadu_pd(g + i + 8);
+            hn = _mm512_loadu_pd(h + i + 8);
+        }
         if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
-        __m512d hi = _mm512_add_pd(_mm512_loadu_pd(h + i), _mm512_mul_pd(gi, gi));
+        __m512d hi = _mm512_add_pd(hp, _mm512_mul_pd(gi, gi));
         _mm512_storeu_pd(h + i, hi);
         __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
                                    _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
@@ -232,10 +246,21 @@ FNN_OPT_INLINE void FNAME(seg_rmsprop_fma)(REAL *restrict p, const REAL *restric
     const __m512d vlr = _mm512_set1_pd(lr), vrho = _mm512_set1_pd(rho);
     const __m512d v1mr = _mm512_set1_pd(one_m_rho), veps = _mm512_set1_pd(eps);
     const __m512d vwd = _mm512_set1_pd(wd);
+    __m512d pn = _mm512_setzero_pd(), gn = pn, hn = pn;
+    if (n >= 8) {
+        pn = _mm512_loadu_pd(p);
+        gn = _mm512_loadu_pd(g);
+        hn = _mm512_loadu_pd(h);
+    }
     for (; i + 8 <= n; i += 8) {
-        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
+        __m512d pi = pn, gi = gn, hp = hn;
+        if (i + 16 <= n) {                   /* the next loads before this vector's stores */
+            pn = _mm512_loadu_pd(p + i + 8);
+            gn = _mm512_loadu_pd(g + i + 8);
+            hn = _mm512_loadu_pd(h + i + 8);
+        }
         if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
-        __m512d hi = _mm512_mul_pd(_mm512_loadu_pd(h + i), vrho);
+        __m512d hi = _mm512_mul_pd(hp, vrho);
         hi = _mm512_add_pd(hi, _mm512_mul_pd(_mm512_mul_pd(v1mr, gi), gi));
         _mm512_storeu_pd(h + i, hi);
         __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
@@ -256,9 +281,21 @@ FNN_OPT_INLINE void FNAME(seg_adam_fma)(REAL *restrict p, const REAL *restrict g
     const __m512d vb1c = _mm512_set1_pd(b1c), vb2c = _mm512_set1_pd(b2c);
     const __m512d veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
     const __m512d vdecay = _mm512_set1_pd(decay), vlr_t = _mm512_set1_pd(lr_t);
+    __m512d pn = _mm512_setzero_pd(), gn = pn, mn = pn, vn = pn;
+    if (n >= 8) {
+        pn = _mm512_loadu_pd(p);
+        gn = _mm512_loadu_pd(g);
+        mn = _mm512_loadu_pd(m);
+        vn = _mm512_loadu_pd(v);
+    }
     for (; i + 8 <= n; i += 8) {
-        __m512d pi = _mm512_loadu_pd(p + i), gi = _mm512_loadu_pd(g + i);
-        __m512d mi = _mm512_loadu_pd(m + i), vi = _mm512_loadu_pd(v + i);
+        __m512d pi = pn, gi = gn, mi = mn, vi = vn;
+        if (i + 16 <= n) {                   /* the next loads before this vector's stores */
+            pn = _mm512_loadu_pd(p + i + 8);
+            gn = _mm512_loadu_pd(g + i + 8);
+            mn = _mm512_loadu_pd(m + i + 8);
+            vn = _mm512_loadu_pd(v + i + 8);
+        }
         if (MODE == 1) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
         mi = _mm512_add_pd(mi, _mm512_mul_pd(vb1c, _mm512_sub_pd(gi, mi)));
         vi = _mm512_add_pd(vi, _mm512_mul_pd(vb2c, _mm512_sub_pd(_mm512_mul_pd(gi, gi), vi)));
