@@ -19,9 +19,9 @@ cdef extern from "Python.h":
     void _decref "Py_DECREF"(PyObject *o)
 from fastnn._runtime cimport get_num_threads
 from fastnn._optim_kernels cimport (
-    fnn_optim_hparams, fnn_optim_step_f32, fnn_optim_step_f64, fnn_div_exact_f64, FNN_OPT_SGD, FNN_OPT_MOMENTUM,
-    FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD, FNN_OPT_RMSPROP, FNN_OPT_ADAM, FNN_OPT_ADAMW,
-    FNN_OPT_COUNT)
+    fnn_optim_hparams, fnn_optim_step_f32, fnn_optim_step_f64, fnn_div_exact_f64, FNN_OPT_SGD,
+    FNN_OPT_MOMENTUM, FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD, FNN_OPT_RMSPROP, FNN_OPT_ADAM,
+    FNN_OPT_ADAMW, FNN_OPT_COUNT)
 
 cnp.import_array()
 
