@@ -5,12 +5,15 @@ Rows, float32:
 - Adam on the 26 tensors of the chapter-6 network (784-100x6-10 with batch-norm gamma/beta:
   W1..W7, b1..b7, gamma1..6, beta1..6), as separate arrays ("fastnn") and as views of one flat
   buffer ("fastnn flat": params and grads flat, one pass).
+Rows, float64: AdaGrad, RMSprop and Adam on 1M parameters and Adam on the 26 tensors (their
+division: with FMAs on AVX-512, see csrc/optim_body.h).
 
 Each row times one ``update`` of the book's NumPy code (fastnn.reference), of fastnn, and of
 PyTorch's CPU optimizer (fused where PyTorch has a fused CPU kernel: Adam, AdamW, SGD with or
 without (Nesterov) momentum, Adagrad; RMSprop has only foreach) on equal tensors with .grad set.
 Bytes per element are the minimum each rule must move: SGD 12 (p, g read; p written),
-Momentum/Nesterov/AdaGrad/RMSprop 20 (+ one state read and written), Adam/AdamW 28.
+Momentum/Nesterov/AdaGrad/RMSprop 20 (+ one state read and written), Adam/AdamW 28 (float32;
+twice that in float64).
 
 Run: python bench/bench_optim.py [--quick] [--threads 1,2] [--filter Adam] [--json FILE]
 """
@@ -49,20 +52,21 @@ def mlp_shapes():
     return shapes
 
 
-def _arrays(shapes, seed):
+def _arrays(shapes, seed, dtype):
     rng = np.random.default_rng(seed)
-    return {k: (rng.standard_normal(s) * 0.05).astype(np.float32) for k, s in shapes.items()}
+    return {k: (rng.standard_normal(s) * 0.05).astype(dtype) for k, s in shapes.items()}
 
 
-def _case(name, shapes, size_label, flat=False):
+def _case(name, shapes, size_label, flat=False, dtype=np.float32):
     """A Case whose arrays are built in setup() (one case's arrays alive at a time)."""
     bpe, ref_name, (torch_cls, torch_kw) = RULES[name]
+    bpe *= np.dtype(dtype).itemsize // 4
     live = _LIVE
 
     def setup():
         live.clear()
-        params = _arrays(shapes, 0)
-        grads = _arrays(shapes, 1)
+        params = _arrays(shapes, 0, dtype)
+        grads = _arrays(shapes, 1, dtype)
         ref_params = {k: v.copy() for k, v in params.items()}
         fast = getattr(fo, name)()
         live["fastnn"] = lambda: fast.update(params, grads)
@@ -87,8 +91,8 @@ def _case(name, shapes, size_label, flat=False):
         names.append("torch")
     impls = {k: (lambda k=k: live[k]()) for k in names}
     n = sum(int(np.prod(s)) for s in shapes.values())
-    return harness.Case(kernel="%s update" % name, size=size_label, impls=impls,
-                        bytes=bpe * n, setup=setup)
+    kernel = "%s update" % name + ("" if dtype == np.float32 else " float64")
+    return harness.Case(kernel=kernel, size=size_label, impls=impls, bytes=bpe * n, setup=setup)
 
 
 def make_cases(args):
@@ -100,8 +104,11 @@ def make_cases(args):
     shapes = mlp_shapes()
     assert len(shapes) == 26
     cases.append(_case("Adam", shapes, "26 MLP tensors", flat=True))
+    for name in ("AdaGrad", "RMSprop", "Adam"):
+        cases.append(_case(name, {"w": (1 << 20,)}, "1M", dtype=np.float64))
+    cases.append(_case("Adam", shapes, "26 MLP tensors", flat=True, dtype=np.float64))
     return cases
 
 
 if __name__ == "__main__":
-    harness.main("Optimizer kernels (float32)", make_cases)
+    harness.main("Optimizer kernels (float32; float64 rows so named)", make_cases)
