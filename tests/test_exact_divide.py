@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import subprocess_env
 from fastnn import _optim, _runtime
 
 A_LO, A_HI, D_LO, D_HI = 2.0 ** -900, 2.0 ** 900, 2.0 ** -100, 2.0 ** 100
@@ -234,7 +235,6 @@ def test_hardware_division_path_agrees():
             "d = r.uniform(1e-7, 10, 10007);"
             "assert not _optim._exact_divide_f64_uses_fma();"
             "assert (_optim._exact_divide_f64(a, d) == a / d).all(); print('ok')")
-    env = dict(os.environ, FASTNN_SIMD="avx2")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(FASTNN_SIMD="avx2"),
+                         capture_output=True, text=True, cwd="/")   # the same fastnn as here
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
