@@ -4,13 +4,17 @@ SGD, Momentum, Nesterov, AdaGrad and RMSprop follow the reference's float32/floa
 operation by operation, so they are compared bit for bit; Adam too in float64. Adam's float32
 step is computed in float32 (the reference computes it in float64): compared with tolerances.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import optimizer as F
 from fastnn.reference import optimizer as R
-from conftest import assert_close
+from conftest import assert_close, subprocess_env
 
 NAMES = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 STATES = {"SGD": (), "Momentum": ("v",), "Nesterov": ("v",), "AdaGrad": ("h",),
@@ -511,3 +515,35 @@ def test_float64_params_at_every_alignment(name, n):
         _assert_match(name, np.float64, params, ref_params)
         for state in STATES[name]:
             _assert_match(name, np.float64, getattr(fast, state), getattr(ref, state))
+
+
+def test_float32_division_rules_match_the_avx2_path(tmp_path):
+    """float32 AdaGrad, RMSprop, Adam and AdamW (with and without weight decay) in this process
+    (the AVX-512 copy on such a CPU) and with FASTNN_SIMD=avx2 in a child: bit for bit the same
+    params and states, for gradients of every magnitude, moments decayed into subnormals, zero
+    numerators, params and grads at every offset in a line (tests/_optim_f32_cases.py)."""
+    import _optim_f32_cases
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = str(tmp_path / "avx2.npz")
+    code = ("import sys; sys.path.insert(0, %r); import numpy as np; from fastnn import _runtime;"
+            "import _optim_f32_cases as c; assert _runtime.simd_path() != 'AVX-512';"
+            "np.savez(%r, **c.run_cases())" % (here, path))
+    child = subprocess.Popen([sys.executable, "-c", code], cwd="/",
+                             env=subprocess_env(FASTNN_SIMD="avx2"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mine = _optim_f32_cases.run_cases()
+    _, err = child.communicate()
+    assert child.returncode == 0, err
+    with np.load(path) as theirs:
+        assert sorted(theirs.files) == sorted(mine)
+        for key, x in mine.items():
+            assert x.dtype == np.float32
+            y = theirs[key]
+            bad = np.flatnonzero(x.view(np.uint32) != y.view(np.uint32))
+            assert bad.size == 0, "%s: %d differ, first %r vs %r" % (
+                key, bad.size, float(x.flat[bad[0]]), float(y.flat[bad[0]]))
+    # the dead units' moments did decay into subnormals, the live ones' did not
+    m = np.abs(mine["dead/Adam/m.W"].ravel())
+    dead = np.arange(m.size) % 2 == 1
+    assert (m[dead] < np.finfo(np.float32).tiny).all() and (m[~dead] > 2.0 ** -76).all()
+    assert (mine["dead/Adam/m.Z"][:32] == 0).all()
