@@ -207,13 +207,16 @@ FNN_OPT_INLINE void FNAME(seg_adam)(REAL *restrict p, const REAL *restrict g,
  * state 64-byte aligned, and a load 48 bytes past a pending store modulo 4 KiB waits for it
  * (4K aliasing): Adam's loop then ran ~10-20 % slower. */
 
-FNN_OPT_INLINE void FNAME(seg_adagrad_fma)(REAL *restrict p, const REAL *restrict g,
-                                           REAL *restrict h, REAL *s2, ptrdiff_t n,
-                                           const FNAME(optim_consts) *c, int WD)
+/* AdaGrad (RMS 0: h += g*g) and RMSprop (RMS 1: h = h*rho + ((1-rho)*g)*g), then
+ * p -= (lr*g) / (sqrt(h) + eps): one loop, RMS a compile-time constant at each call. */
+FNN_OPT_INLINE void FNAME(seg_sqdiv_fma)(REAL *restrict p, const REAL *restrict g,
+                                         REAL *restrict h, REAL *s2, ptrdiff_t n,
+                                         const FNAME(optim_consts) *c, int WD, int RMS)
 {
-    const REAL lr = c->lr, eps = c->eps, wd = c->wd;
     ptrdiff_t i = 0;
-    const __m512d vlr = _mm512_set1_pd(lr), veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
+    const __m512d vlr = _mm512_set1_pd(c->lr), veps = _mm512_set1_pd(c->eps);
+    const __m512d vwd = _mm512_set1_pd(c->wd), vrho = _mm512_set1_pd(c->mu);
+    const __m512d v1mr = _mm512_set1_pd(c->one_m_mu);
     __m512d pn = _mm512_setzero_pd(), gn = pn, hn = pn;
     if (n >= 8) {
         pn = _mm512_loadu_pd(p);
@@ -228,46 +231,33 @@ FNN_OPT_INLINE void FNAME(seg_adagrad_fma)(REAL *restrict p, const REAL *restric
             hn = _mm512_loadu_pd(h + i + 8);
         }
         if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
-        __m512d hi = _mm512_add_pd(hp, _mm512_mul_pd(gi, gi));
+        __m512d hi;
+        if (RMS)
+            hi = _mm512_add_pd(_mm512_mul_pd(hp, vrho),
+                               _mm512_mul_pd(_mm512_mul_pd(v1mr, gi), gi));
+        else
+            hi = _mm512_add_pd(hp, _mm512_mul_pd(gi, gi));
         _mm512_storeu_pd(h + i, hi);
         __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
                                    _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
         _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
     }
-    FNAME(seg_adagrad)(p + i, g + i, h + i, s2, n - i, c, WD);
+    if (RMS) FNAME(seg_rmsprop)(p + i, g + i, h + i, s2, n - i, c, WD);
+    else FNAME(seg_adagrad)(p + i, g + i, h + i, s2, n - i, c, WD);
+}
+
+FNN_OPT_INLINE void FNAME(seg_adagrad_fma)(REAL *restrict p, const REAL *restrict g,
+                                           REAL *restrict h, REAL *s2, ptrdiff_t n,
+                                           const FNAME(optim_consts) *c, int WD)
+{
+    FNAME(seg_sqdiv_fma)(p, g, h, s2, n, c, WD, 0);
 }
 
 FNN_OPT_INLINE void FNAME(seg_rmsprop_fma)(REAL *restrict p, const REAL *restrict g,
                                            REAL *restrict h, REAL *s2, ptrdiff_t n,
                                            const FNAME(optim_consts) *c, int WD)
 {
-    const REAL lr = c->lr, rho = c->mu, one_m_rho = c->one_m_mu, eps = c->eps, wd = c->wd;
-    ptrdiff_t i = 0;
-    const __m512d vlr = _mm512_set1_pd(lr), vrho = _mm512_set1_pd(rho);
-    const __m512d v1mr = _mm512_set1_pd(one_m_rho), veps = _mm512_set1_pd(eps);
-    const __m512d vwd = _mm512_set1_pd(wd);
-    __m512d pn = _mm512_setzero_pd(), gn = pn, hn = pn;
-    if (n >= 8) {
-        pn = _mm512_loadu_pd(p);
-        gn = _mm512_loadu_pd(g);
-        hn = _mm512_loadu_pd(h);
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m512d pi = pn, gi = gn, hp = hn;
-        if (i + 16 <= n) {                   /* the next loads before this vector's stores */
-            pn = _mm512_loadu_pd(p + i + 8);
-            gn = _mm512_loadu_pd(g + i + 8);
-            hn = _mm512_loadu_pd(h + i + 8);
-        }
-        if (WD) gi = _mm512_add_pd(gi, _mm512_mul_pd(vwd, pi));
-        __m512d hi = _mm512_mul_pd(hp, vrho);
-        hi = _mm512_add_pd(hi, _mm512_mul_pd(_mm512_mul_pd(v1mr, gi), gi));
-        _mm512_storeu_pd(h + i, hi);
-        __m512d q = FNAME(div_rn8)(_mm512_mul_pd(vlr, gi),
-                                   _mm512_add_pd(_mm512_sqrt_pd(hi), veps));
-        _mm512_storeu_pd(p + i, _mm512_sub_pd(pi, q));
-    }
-    FNAME(seg_rmsprop)(p + i, g + i, h + i, s2, n - i, c, WD);
+    FNAME(seg_sqdiv_fma)(p, g, h, s2, n, c, WD, 1);
 }
 
 FNN_OPT_INLINE void FNAME(seg_adam_fma)(REAL *restrict p, const REAL *restrict g,
