@@ -5,8 +5,8 @@ float32 and float64, at 1 and 2 threads. Implementations:
 
 * reference  -- the book's NumPy code (fastnn.reference network + reference Adam);
 * fastnn     -- fastnn.MultiLayerNetExtend (compiled layers, flat buffers) + fastnn Adam, one
-                ``net.train_step(x, t, opt)`` (what fastnn's Trainer calls: at two threads the
-                update runs inside the pass, overlapping the backward);
+                ``net.train_step(x, t, opt)`` (what fastnn's Trainer calls: the pass applies
+                the update, at one thread after the backward, at two overlapping it);
 * fastnn 2 calls -- the same as the book's code calls it: ``opt.update(net.params,
                 net.gradient(x, t))`` (the same results);
 * fastnn gradient, fastnn update -- the two calls' parts alone, each timed on its own (the

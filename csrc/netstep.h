@@ -72,11 +72,13 @@ typedef struct {
     void *s1[2], *s2[2];
 } fnn_op;
 
-/* An optimizer update fused into the backward (optim.h: kind, hyper-parameters as for
+/* An optimizer update fused into the pass (optim.h: kind, hyper-parameters as for
  * fnn_optim_step_T). */
 typedef struct {
     int kind;
     fnn_optim_hparams hp;
+    const fnn_optim_tables *tables;   /* the serial schedule's: the whole update, as the
+                                       * optimizer's own one-thread step runs it (NULL: none) */
 } fnn_fused_update;
 
 /* The loss layer (SoftmaxWithLoss) between the forward and the backward: scores (N, C) are the
@@ -105,16 +107,18 @@ enum { FNN_PASS_N_THREADS = 0, FNN_PASS_ONE_THREAD = 1, FNN_PASS_TWO_THREADS = 2
  * first layer is split by batch rows).
  * *schedule: the threads it ran on, 2 for the two-thread schedule (see netstep.c), 1 for serial. Every op's arrays are as the plan
  * set them; dout is filled in.
- * upd (NULL: none): an optimizer update the two-thread schedule applies itself, each op with
- * `update` set having its parameters updated by that rule (fnn_optim_step_T) during the
+ * upd (NULL: none): an optimizer update the pass applies itself (fnn_optim_step_T). The
+ * two-thread schedule, with each op that has `update` set, updates its parameters during the
  * backward: thread 1, which computes the weight gradients, updates a layer's parameters as soon
  * as their gradients are computed and the chain (thread 0) has done with their old values, so
  * the update overlaps the rest of the chain; the first layer's weights are updated in the row
- * halves each thread computed the gradient of (the optimizers' two-thread split). The results
- * are those of the pass followed by the optimizer's step (every rule is element-wise).
- * *updated: 1 if that was done, 0 if not (the serial schedule ran -- there, measured, a fused
- * update was no faster than the separate step -- or upd is NULL, or the loss is NaN): the
- * caller then runs the optimizer itself if it should. */
+ * halves each thread computed the gradient of (the optimizers' two-thread split). The serial
+ * schedule at one thread, with upd->tables, runs the optimizer's own one-thread step over them
+ * after the backward (per layer during it was measured slower: each update evicts what the
+ * next GEMMs read). The results are those of the pass followed by the optimizer's step (every
+ * rule is element-wise). *updated: 1 if that was done, 0 if not (upd is NULL, the two-thread
+ * schedule without ops to update, the serial schedule without tables or at more threads, or
+ * the loss is NaN): the caller then runs the optimizer itself if it should. */
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                         const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
                         void *partial, double *bn_sums, int n_threads, int policy,

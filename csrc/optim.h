@@ -46,6 +46,15 @@ typedef struct {
     double lr_wd;        /* ADAMW: lr * weight_decay (decoupled) */
 } fnn_optim_hparams;
 
+/* The tensors of one validated update call, one dtype (fastnn/_optim.pyx: StepPlan.reserve, then
+ * StepPlan.reserved_tables): what fnn_optim_step_T takes, for a training pass to apply the
+ * update itself (netstep.h). s1, s2: NULL for a rule with fewer states. */
+typedef struct {
+    ptrdiff_t n_tensors;
+    void **p, **g, **s1, **s2;
+    ptrdiff_t *n;
+} fnn_optim_tables;
+
 /* Updates n_tensors tensors (n[t] elements each) in place. cols: NULL, or each tensor's row width
  * (its last dimension; its size if 1-D): on two threads each thread then updates one half of
  * every tensor's rows (fnn_halves; the elements of a tensor with fewer than 32 rows), the halves

@@ -44,7 +44,8 @@ _random_sample = np.random.random_sample
 
 cnp.import_array()
 
-from fastnn._optim_kernels cimport fnn_optim_hparams
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from fastnn._optim_kernels cimport fnn_optim_hparams, fnn_optim_tables
 
 cdef extern from "netstep.h" nogil:
     enum:
@@ -112,6 +113,7 @@ cdef extern from "netstep.h" nogil:
     ctypedef struct fnn_fused_update:
         int kind
         fnn_optim_hparams hp
+        const fnn_optim_tables *tables
     double fnn_netstep_pass(fnn_op *ops, int n_ops, Py_ssize_t N, int dbl, const fnn_blas *blas,
                             const fnn_softmax_args *sm, void *d_last, double *acc, int *ready,
                             void *partial, double *bn_sums, int n_threads, int policy,
@@ -231,6 +233,10 @@ cdef bint _valid_index_labels(object t, Py_ssize_t N, Py_ssize_t C):
 cdef inline Py_ssize_t _refs(list items, Py_ssize_t i):
     obj = items[i]
     return Py_REFCNT(obj)
+
+# _refs of an object only the list and one other holder reference (the count includes _refs's
+# own reference)
+cdef Py_ssize_t _PLAN_AND_LAYER = 3
 
 
 cdef int _serial_policy(const Op *ops, int n_ops, Py_ssize_t N):
@@ -445,24 +451,19 @@ cdef class TrainPass(_ChainPlan):
     cdef list dx_pair           # the two the serial schedule alternates (netstep.h)
     cdef int scores_buf, probs_buf
     cdef readonly bint two_threads_pay  # enough work per op for the two-thread schedule
-    cdef list param_keys        # per op: the params keys of its two parameters, or None
     cdef readonly bint updated  # the last run applied the optimizer update it was given
 
     @staticmethod
-    def build(layers, loss_layer, x, dtype, grad_views=None, param_keys=None):
+    def build(layers, loss_layer, x, dtype, grad_views=None):
         """The plan for ``layers`` (an ordered mapping), ``loss_layer`` and input ``x``, or None.
 
         ``grad_views`` maps ``(id(layer), 'dgamma'|'dbeta')`` to arrays the BatchNormalization
         gradients are written into (the network's flat gradient views); others get arrays of
-        their own. ``param_keys`` maps ``id(layer)`` of Affine and BatchNormalization layers to
-        the network's ``params`` keys of their (W, b) or (gamma, beta): the layers whose update
-        :meth:`run` can apply.
+        their own.
         """
         cdef TrainPass p = TrainPass.__new__(TrainPass)
         if not p._plan(layers, loss_layer, x, np.dtype(dtype), grad_views or {}):
             return None
-        keys = param_keys or {}
-        p.param_keys = [keys.get(id(layer)) for layer in p.layers]
         return p
 
     cdef bint _plan(self, layers, loss_layer, x, object dt, dict grad_views) except -1:
@@ -638,12 +639,15 @@ cdef class TrainPass(_ChainPlan):
         raises, or one-hot labels of a dtype that would promote the gradient), or when another
         Python thread is running this plan (its buffers are in use).
 
-        ``update``: an optimizer update to apply in the backward, ``(kind, (lr, momentum, beta2,
-        eps, weight_decay, lr_wd), params, s1, s2)`` as ``fastnn._optim.StepPlan.step`` takes it
-        (state dicts s1/s2 or None), validated by the caller (``StepPlan.reserve``) for this call's
-        params and gradients. It is applied when the pass runs the two-thread schedule and every
-        parameter of the chain is ``params[key]`` for its ``param_keys`` key with usable
-        states; :attr:`updated` tells whether it was (else the caller runs the optimizer)."""
+        ``update``: an optimizer update for the pass to apply, ``(kind, (lr, momentum, beta2,
+        eps, weight_decay, lr_wd), step_plan)``: the rule, its hyper-parameters as
+        ``fastnn._optim.StepPlan.step`` takes them, and the optimizer's step plan, on which the
+        caller has validated the call (``reserve``; until its ``unreserve``, which the caller
+        calls after this). The pass applies it from the plan's tables: the serial schedule at
+        one thread after the backward (the optimizer's own one-thread step), the two-thread
+        schedule layer by layer during it when each layer's parameters are arrays of the call
+        (:meth:`_bind_update`). :attr:`updated` tells whether it was applied (else the caller
+        runs the optimizer)."""
         if self.busy:
             return None
         self.busy = True
@@ -652,47 +656,64 @@ cdef class TrainPass(_ChainPlan):
         finally:
             self.busy = False
 
-    cdef list _bind_update(self, update, fnn_fused_update *upd):
-        """Point every parameter op at its optimizer states (the arrays, kept alive by the
-        returned list during the pass), or return None (no fused update) if any is unusable."""
-        kind, hp, params, s1, s2 = update
-        upd.kind = kind
-        upd.hp.lr, upd.hp.momentum, upd.hp.beta2, upd.hp.eps, upd.hp.weight_decay, upd.hp.lr_wd = hp
-        cdef list held = []
+    cdef list _bind_update(self, update, fnn_fused_update *upd, bint per_op):
+        """Bind the optimizer update ``update`` (see :meth:`run`) for the pass, from the
+        optimizer's tables of the validated call: ``per_op`` (the two-thread schedule, which
+        updates each layer during the backward) points every parameter op at its states, else
+        the serial schedule runs the optimizer's own one-thread step after the backward.
+        Returns a list to keep during the pass, or None (no fused update: the caller's update()
+        runs) when the tables cannot be used, or, per op, unless every op's parameter is one of
+        the call's arrays (the same memory, with the op's gradient) and every array one of the
+        ops' parameters (e.g. not if ``params['W2']`` was rebound to another array)."""
+        kind, hp, step_plan = update
+        capsule = step_plan.reserved_tables(1 if self.dbl else 0, per_op)
+        if capsule is None:
+            return None
+        cdef const fnn_optim_tables *tables = <const fnn_optim_tables *>PyCapsule_GetPointer(
+            capsule, "fastnn._optim.tables")
         cdef int i, j
+        cdef Py_ssize_t k, n, matched = 0
         cdef Op *op
         cdef void *p
-        cdef void *sp
+        cdef void *g
         for i in range(self.n_ops):
-            op = &self.ops[i]
-            op.update = 0        # (the pass reads the flags only with an update: see netstep.h)
-            if op.kind != OP_AFFINE and op.kind != OP_BATCHNORM:
-                continue
-            keys = self.param_keys[i]
-            if keys is None:
-                return None
-            for j in range(2):
-                if op.kind == OP_AFFINE:
-                    p = op.W if j == 0 else op.b
-                else:
-                    p = op.gamma if j == 0 else op.beta
-                a = params.get(keys[j])
-                if type(a) is not np.ndarray or _data(a) != p:
-                    return None              # not the array the layer computes with
-                for k, states in enumerate((s1, s2)):
-                    sp = NULL
-                    if states is not None:
-                        st = states.get(keys[j])
-                        if not _is_array(st, self.dtype, a.shape, True):
-                            return None
-                        held.append(st)
-                        sp = _data(st)
-                    if k == 0:
-                        op.s1[j] = sp
+            self.ops[i].update = 0   # (the pass reads the flags only with an update: netstep.h)
+        if per_op:
+            for i in range(self.n_ops):
+                op = &self.ops[i]
+                if op.kind != OP_AFFINE and op.kind != OP_BATCHNORM:
+                    continue
+                for j in range(2):
+                    if op.kind == OP_AFFINE:
+                        p, g = (op.W, op.dW) if j == 0 else (op.b, op.db)
+                        n = op.d_in * op.d_out if j == 0 else op.d_out
                     else:
-                        op.s2[j] = sp
-            op.update = 1
-        return held
+                        p, g = (op.gamma, op.dgamma) if j == 0 else (op.beta, op.dbeta)
+                        n = op.d_out
+                    k = 0
+                    while k < tables.n_tensors and tables.p[k] != p:
+                        k += 1
+                    if k == tables.n_tensors or tables.g[k] != g or tables.n[k] != n:
+                        self._unbind()
+                        return None
+                    op.s1[j] = tables.s1[k] if tables.s1 != NULL else NULL
+                    op.s2[j] = tables.s2[k] if tables.s2 != NULL else NULL
+                    matched += 1
+                op.update = 1
+            if matched != tables.n_tensors:
+                self._unbind()
+                return None
+        upd.kind = kind
+        upd.hp.lr, upd.hp.momentum, upd.hp.beta2, upd.hp.eps, upd.hp.weight_decay, upd.hp.lr_wd = hp
+        upd.tables = NULL
+        if not per_op:
+            upd.tables = tables
+        return [capsule]
+
+    cdef void _unbind(self) noexcept:
+        cdef int i
+        for i in range(self.n_ops):
+            self.ops[i].update = 0
 
     cdef _run(self, x, t, update):
         cdef int i, n_ops = self.n_ops, nt = get_num_threads()
@@ -715,26 +736,41 @@ cdef class TrainPass(_ChainPlan):
         layers = self.layers
         old_stats = []
         self._point_ops(x)
+        # The Dropout layers without a seed of their own draw one each from NumPy's global
+        # generator, in forward order (_drng.draw_seed): all in one call, the same numbers.
+        cdef Py_ssize_t n_draw = 0, k_draw = 0
+        for i in range(n_ops):
+            if self.ops[i].kind == OP_DROPOUT and layers[i].seed is None:
+                n_draw += 1
+        draws = _random_sample(n_draw) if n_draw > 0 else None
+        cdef const double *drawn = <const double *>_data(draws) if n_draw > 0 else NULL
         for i in range(n_ops):
             op = &self.ops[i]
-            if op.kind == OP_DROPOUT:          # the layer's seed draw, in forward order
+            if op.kind == OP_DROPOUT:          # the layer's seed, in forward order
                 layer = layers[i]
                 seed = layer.seed
                 calls = layer._calls
-                if seed is None:
-                    # _drng.draw_seed(), inlined: one random_sample() call; x * 2**53 is exact
-                    seed = <uint64_t>(<double>_random_sample() * 9007199254740992.0)
-                else:
+                if seed is not None:
                     seed = _drng.call_seed(seed, calls)
+                elif k_draw < n_draw:          # (always: the layers are exact fastnn Dropouts)
+                    seed = <uint64_t>(drawn[k_draw] * 9007199254740992.0)   # x * 2**53: exact
+                    k_draw += 1
+                else:
+                    seed = _drng.draw_seed()
                 layer._calls = calls + 1
                 layer.last_seed = seed
                 op.seed = seed
-            elif op.kind == OP_BATCHNORM:       # running statistics: new arrays, as the book's
+            elif op.kind == OP_BATCHNORM:
+                # Running statistics: new arrays, as the book's code makes, unless nothing but
+                # this plan and the layer holds the old ones (matches() checked that the layer
+                # holds them): then updating them in place is the same to every observer, and
+                # saves two allocations per layer and step.
                 e = self.expect[i]
-                old_stats.append((e[3], e[4]))  # alive until the pass has read them
                 op.rm_old, op.rv_old = _data(e[3]), _data(e[4])
-                e[3] = _new_like(e[3])
-                e[4] = _new_like(e[4])
+                if _refs(e, 3) > _PLAN_AND_LAYER or _refs(e, 4) > _PLAN_AND_LAYER:
+                    old_stats.append((e[3], e[4]))  # alive until the pass has read them
+                    e[3] = _new_like(e[3])
+                    e[4] = _new_like(e[4])
                 op.rm_new, op.rv_new = _data(e[3]), _data(e[4])
         cdef void *scores = _data(buffers[self.scores_buf])
         cdef void *probs = _data(buffers[self.probs_buf])
@@ -752,7 +788,9 @@ cdef class TrainPass(_ChainPlan):
         cdef double loss
         cdef fnn_fused_update upd
         cdef int updated = 0
-        held = self._bind_update(update, &upd) if update is not None else None
+        held = None
+        if update is not None:
+            held = self._bind_update(update, &upd, nt >= 2 and self.policy == FNN_PASS_TWO_THREADS)
         with nogil:
             loss = fnn_netstep_pass(self.ops, n_ops, N, dbl, &_BLAS, &sm, d_last, acc, ready,
                                     partial, bn_sums, nt, self.policy, &upd if held is not None else NULL,

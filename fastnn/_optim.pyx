@@ -14,12 +14,13 @@ from libc.string cimport memcmp
 from libc.stdlib cimport qsort
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.ref cimport PyObject, Py_INCREF
+from cpython.pycapsule cimport PyCapsule_New
 
 cdef extern from "Python.h":
     void _decref "Py_DECREF"(PyObject *o)
 from fastnn._runtime cimport get_num_threads
 from fastnn._optim_kernels cimport (
-    fnn_optim_hparams, fnn_optim_step_f32, fnn_optim_step_f64, fnn_div_exact_f64, FNN_OPT_SGD,
+    fnn_optim_hparams, fnn_optim_tables, fnn_optim_step_f32, fnn_optim_step_f64, fnn_div_exact_f64, FNN_OPT_SGD,
     FNN_OPT_MOMENTUM, FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD, FNN_OPT_RMSPROP, FNN_OPT_ADAM,
     FNN_OPT_ADAMW, FNN_OPT_COUNT)
 
@@ -121,6 +122,9 @@ cdef class StepPlan:
     cdef PyObject **held         # arrays referenced by the tables, kept alive during the kernel
     cdef Py_ssize_t n_held
     cdef bint busy               # an update of this plan is running (GIL released)
+    cdef bint reserved           # between a reserve() that returned DONE and unreserve()
+    cdef bint copied             # the last validation copied a gradient (strided or aliased)
+    cdef fnn_optim_tables tables # reserved_tables' result
     cdef readonly Py_ssize_t last_segments   # coalesced segments of the last call (for tests)
     cdef readonly Py_ssize_t last_elements
 
@@ -141,6 +145,8 @@ cdef class StepPlan:
         self.held = NULL
         self.n_held = 0
         self.busy = False
+        self.reserved = False
+        self.copied = False
         self.last_segments = 0
         self.last_elements = 0
 
@@ -296,13 +302,45 @@ cdef class StepPlan:
         try:
             rc = self._validate(params, grads, s1, s2)
         finally:
-            self._release()
             if rc != DONE:       # FALLBACK, or an error raised: not reserved
+                self._release()
                 self.busy = False
+        self.reserved = rc == DONE
         return rc
 
+    def reserved_tables(self, int code, bint per_array=False):
+        """After :meth:`reserve` returned DONE: a capsule ("fastnn._optim.tables") of the
+        ``fnn_optim_tables`` (optim.h) of the validated call, its arrays of dtype ``code``
+        (0: float32, 1: float64): merged into segments as the one-thread step runs them, or with
+        ``per_array`` one entry per (non-empty) array, in the params dict's order. Valid until
+        :meth:`unreserve` (which keeps the arrays alive until then). None if the call cannot be
+        run from the tables: arrays of the other dtype too, or a gradient the validation had to
+        copy (strided or aliased: the copy would not see a later write of the gradient)."""
+        if not self.reserved:
+            raise RuntimeError("reserved_tables() needs a reserve() that returned DONE")
+        if self.copied or self.n_runs[1 - code] != 0:
+            return None
+        cdef Py_ssize_t j, m = 0, first = self.n_runs[0] if code == 1 else 0
+        if per_array:
+            for j in range(self.count):
+                self._table(j, &self.cur[j])      # (all of dtype code: checked above)
+            m = self.count
+        else:
+            for j in range(self.n_runs[code]):
+                self._table(j, &self.runs[first + j])
+            m = self.n_runs[code]
+        self.tables.n_tensors = m
+        self.tables.p, self.tables.g, self.tables.n = self.tp, self.tg, self.tn
+        self.tables.s1 = self.ts1 if self.n_states >= 1 else NULL
+        self.tables.s2 = self.ts2 if self.n_states == 2 else NULL
+        self.last_segments = m
+        self.last_elements = self.total
+        return PyCapsule_New(&self.tables, "fastnn._optim.tables", NULL)
+
     def unreserve(self):
-        """End what :meth:`reserve` started."""
+        """End what :meth:`reserve` started (and release the arrays it held)."""
+        self._release()
+        self.reserved = False
         self.busy = False
 
     cdef void _hold(self, object a) noexcept:
@@ -401,6 +439,7 @@ cdef class StepPlan:
             count += 1
         self.count = count
         self.total = total
+        self.copied = keep is not None
         if not self._unchanged():
             if self._overlaps():
                 self.prev_count = -1

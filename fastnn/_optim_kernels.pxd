@@ -8,6 +8,13 @@ cdef extern from "optim.h" nogil:
         double eps
         double weight_decay
         double lr_wd
+    ctypedef struct fnn_optim_tables:
+        Py_ssize_t n_tensors
+        void **p
+        void **g
+        void **s1
+        void **s2
+        Py_ssize_t *n
     int FNN_OPT_SGD, FNN_OPT_MOMENTUM, FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD, FNN_OPT_RMSPROP
     int FNN_OPT_ADAM, FNN_OPT_ADAMW, FNN_OPT_COUNT
     int fnn_optim_step_f32(int kind, const fnn_optim_hparams *hp, Py_ssize_t n_tensors,

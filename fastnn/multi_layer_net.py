@@ -189,8 +189,8 @@ class _FlatNet:
     def _compiled_gradient(self, x, t, optimizer=None):
         """The grads from one compiled training pass, or None if the layer path must run (then
         nothing has changed). With an optimizer (train_step), also its update: applied by the
-        pass itself when the plan's last pass ran the two-thread schedule and the optimizer is a
-        fastnn one (netstep.h), else by ``optimizer.update`` afterwards."""
+        pass itself when the optimizer is a fastnn one and the pass can (netstep.h), else by
+        ``optimizer.update`` afterwards."""
         if self.weight_decay_lambda != self._wired_lambda:
             self._wire()
         layers, loss_layer = self.layers, getattr(self, self._loss_layer_attr)
@@ -204,8 +204,7 @@ class _FlatNet:
                      for _, layer, attr, view, decay, _ in self._collector.entries
                      if attr in ('dgamma', 'dbeta')}
             plan = self._train_pass = _netstep.TrainPass.build(layers, loss_layer, x,
-                                                               self.dtype, views,
-                                                               self._param_keys())
+                                                               self.dtype, views)
             if plan is None:
                 # something the pass cannot run (a layer subclass, an input dtype to promote,
                 # ...): retry only every 64 calls rather than pay a failed build each step
@@ -214,9 +213,9 @@ class _FlatNet:
         # the flat views, when the plan writes every gradient there (the plan's last run told)
         grads = dict(self._direct_grads) if self._direct_plan is plan else None
         update = None
-        if (optimizer is not None and grads is not None and plan.schedule == 2
-                and hasattr(optimizer, '_fused_update')):
-            update = optimizer._fused_update(self.params, grads)
+        fused_update = getattr(optimizer, '_fused_update', None) if grads is not None else None
+        if fused_update is not None:
+            update = fused_update(self.params, grads)
         applied = False
         try:
             loss = plan.run(x, t, update)
@@ -239,25 +238,19 @@ class _FlatNet:
             optimizer.update(self.params, grads)
         return grads
 
-    def _param_keys(self):
-        """id(layer) -> the params keys of its (W, b) or (gamma, beta), for TrainPass."""
-        keys = {}
-        for key, layer, attr, pkey in self._grad_entries():
-            slot = keys.setdefault(id(layer), [None, None])
-            slot[attr in ('db', 'dbeta')] = pkey
-        return {k: tuple(v) for k, v in keys.items()}
-
     def train_step(self, x, t, optimizer):
         """One training step: ``grads = self.gradient(x, t)``, then
         ``optimizer.update(self.params, grads)``. Returns ``grads``.
 
-        The same results as those two calls. When the compiled pass runs its two-thread
-        schedule with a fastnn optimizer, the pass applies the update itself: the thread that
+        The same results as those two calls. With a fastnn optimizer, the compiled pass applies
+        the update itself: at one thread right after the backward, without returning to Python
+        in between (each return to the interpreter after the pass's memory-heavy kernels costs
+        tens of microseconds of cache misses); on its two-thread schedule the thread that
         computes the weight gradients updates each layer as soon as its gradients are ready and
         the other thread has done with its old values, overlapping the update with the rest of
-        the backward (the ch.6 network at two threads: see the README). Otherwise (one thread,
-        weight decay, the book's optimizers, an optimizer subclass overriding ``update``) this
-        runs the two calls.
+        the backward (the ch.6 network: see the README). Otherwise (weight decay, the book's
+        optimizers, an optimizer subclass overriding ``update``, the layer path) this runs the
+        two calls.
 
         Parameters
         ----------
@@ -278,8 +271,13 @@ class _FlatNet:
     @classmethod
     def _library_gradient(cls):
         """Whether ``gradient()`` is fastnn's own (not a subclass's override: clipping, say)."""
-        owner = next(c for c in cls.__mro__ if 'gradient' in c.__dict__)
-        return owner.__module__.startswith('fastnn.')
+        fn = cls.gradient
+        known = cls.__dict__.get('_gradient_is_library')    # (fn, answer), kept on the class:
+        if known is None or known[0] is not fn:             # not an MRO walk every step
+            owner = next(c for c in cls.__mro__ if 'gradient' in c.__dict__)
+            known = (fn, owner.__module__.startswith('fastnn.'))
+            cls._gradient_is_library = known
+        return known[1]
 
     def _gradient(self, x, t, optimizer=None):
         """What every network's ``gradient()`` does: the compiled pass when it can run, else the

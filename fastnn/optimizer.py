@@ -168,25 +168,35 @@ class _Optimizer:
         """The update of ``update(params, grads)`` for a compiled training pass to apply itself.
 
         Validates the call as :meth:`update` does (and creates the state), writing nothing.
-        Returns ``(kind, (lr, momentum, beta2, eps, weight_decay, lr_wd), params, s1, s2)`` (see
-        ``fastnn._netstep.TrainPass.run``), or None when :meth:`update` must run: a subclass
+        Returns ``(kind, (lr, momentum, beta2, eps, weight_decay, lr_wd), step_plan)`` (see
+        ``fastnn._netstep.TrainPass.run``; step_plan: this optimizer's ``fastnn._optim.StepPlan``,
+        reserved for the call), or None when :meth:`update` must run: a subclass
         with its own ``update``, or a call the compiled kernels do not take. After a tuple, the
         optimizer counts as running an update (as during :meth:`update`: a concurrent call
         raises RuntimeError) until :meth:`_fused_finish`, which the caller must call.
         """
         if type(self).update not in _FUSABLE_UPDATES:
             return None
-        self._ensure_state(params)
-        st = [getattr(self, name) for name in self._states] + [None, None]
+        # (once per training step: written for few attribute lookups and calls)
+        names = self._states
+        s1 = s2 = None
+        if names:
+            s1 = getattr(self, names[0])
+            if s1 is None:
+                self._ensure_state(params)
+                s1 = getattr(self, names[0])
+            if len(names) == 2:
+                s2 = getattr(self, names[1])
         hp = self._step_hparams()          # (may raise, as update() would: nothing reserved yet)
-        if self._get_plan().reserve(params, grads, st[0], st[1]) != _optim.DONE:
+        plan = self._get_plan()
+        if plan.reserve(params, grads, s1, s2) != _optim.DONE:
             return None
-        return self._kind, hp, params, st[0], st[1]
+        return self._kind, hp, plan
 
     def _fused_finish(self, applied):
         """End a :meth:`_fused_update`; ``applied``: the pass did apply it (then what the rest of
         :meth:`update` does follows: Adam counts the step)."""
-        self._get_plan().unreserve()
+        self._plan.unreserve()            # (the plan _fused_update reserved)
         if applied:
             self._count_step()
 

@@ -261,6 +261,46 @@ def test_seeded_and_inverted_dropout(dtype):
     assert fast._train_pass is not None
 
 
+def test_seeded_and_unseeded_dropout_draw_the_same_numbers(dtype):
+    """The unseeded Dropout layers of a pass draw their seeds in one call of NumPy's global
+    generator: the same seeds, and the same numbers left in the stream, as one call per layer
+    (the layer path), with a seeded layer between them."""
+    fast, slow = twins("ext bn dropout", dtype)
+    for net in (fast, slow):
+        net.layers["Dropout2"] = L.Dropout(0.3, seed=9)
+    x, t = data(dtype=dtype)
+    for i in range(3):
+        nxt = []
+        for net in (fast, slow):
+            np.random.seed(20 + i)
+            net.gradient(x, t)
+            nxt.append(np.random.random_sample())
+        assert nxt[0] == nxt[1]
+        assert_same_state(fast, slow)
+    assert fast._train_pass is not None
+
+
+def test_running_statistics_in_place_unless_held(dtype):
+    """A pass updates the running statistics in place when only the layer holds them (nobody
+    can tell them from the new arrays the book's code makes); held ones keep their values and
+    the layer gets new arrays, as the book's code does."""
+    fast, slow = twins("ext bn dropout", dtype)
+    x, t = data(dtype=dtype)
+    step_both(fast, slow, x, t)
+    bn = fast.layers["BatchNorm1"]
+    ids = id(bn.running_mean), id(bn.running_var)
+    step_both(fast, slow, x, t)
+    if serial_pass(fast):
+        assert (id(bn.running_mean), id(bn.running_var)) == ids
+    assert_same_state(fast, slow)
+    held = bn.running_var
+    copy = held.copy()
+    step_both(fast, slow, x, t)
+    np.testing.assert_array_equal(held, copy)
+    assert bn.running_var is not held
+    assert_same_state(fast, slow)
+
+
 class MyRelu(L.Relu):
     pass
 

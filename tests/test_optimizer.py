@@ -547,3 +547,68 @@ def test_float32_division_rules_match_the_avx2_path(tmp_path):
     dead = np.arange(m.size) % 2 == 1
     assert (m[dead] < np.finfo(np.float32).tiny).all() and (m[~dead] > 2.0 ** -76).all()
     assert (mine["dead/Adam/m.Z"][:32] == 0).all()
+
+
+# --- StepPlan.reserve / reserved_tables / unreserve: the update a training pass applies itself --
+
+def _reserved_call(dtype=np.float64, n=3):
+    rng = np.random.default_rng(0)
+    params = {"p%d" % i: rng.random(5 + i).astype(dtype) for i in range(n)}
+    grads = {k: rng.random(v.shape).astype(dtype) for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in params.items()}
+    v = {k: np.zeros_like(a) for k, a in params.items()}
+    return params, grads, m, v
+
+
+def test_reserved_tables_hold_the_arrays_until_unreserve():
+    from fastnn import _optim
+    params, grads, m, v = _reserved_call()
+    plan = _optim.StepPlan(_optim.ADAM, 2)
+    with pytest.raises(RuntimeError, match="reserve"):
+        plan.reserved_tables(1)
+    def refs():     # (outside the asserts: pytest's rewriting holds their operands)
+        return sys.getrefcount(grads["p1"])
+    before = refs()
+    assert plan.reserve(params, grads, m, v) == _optim.DONE
+    held = refs()
+    assert held == before + 1                                # held while reserved
+    tables = plan.reserved_tables(1)
+    assert type(tables).__name__ == "PyCapsule"
+    assert plan.last_segments == 3 and plan.last_elements == sum(a.size for a in params.values())
+    with pytest.raises(RuntimeError, match="already running"):
+        plan.reserve(params, grads, m, v)                    # one update at a time
+    plan.unreserve()
+    released = refs()
+    assert released == before
+    with pytest.raises(RuntimeError, match="reserve"):
+        plan.reserved_tables(1)
+    # usable again, and a failed reservation holds nothing
+    m.pop("p2")
+    with pytest.raises(KeyError):
+        plan.reserve(params, grads, m, v)
+    released = refs()
+    assert released == before
+    with pytest.raises(RuntimeError, match="reserve"):
+        plan.reserved_tables(1)
+
+
+@pytest.mark.parametrize("case", ["other dtype too", "strided gradient", "aliased gradient"])
+def test_reserved_tables_refused_when_they_cannot_be_the_call(case):
+    """No tables (None) when running them would differ from update(): arrays of the other
+    dtype (the tables hold one), or a gradient the validation copied (a later write of the
+    gradient would not reach the copy)."""
+    from fastnn import _optim
+    params, grads, m, v = _reserved_call()
+    if case == "other dtype too":
+        for d in (params, grads, m, v):
+            d["p0"] = d["p0"].astype(np.float32)
+    elif case == "strided gradient":
+        grads["p1"] = np.repeat(grads["p1"], 2)[::2]
+    else:
+        grads["p1"] = params["p1"]
+    plan = _optim.StepPlan(_optim.ADAM, 2)
+    assert plan.reserve(params, grads, m, v) == _optim.DONE
+    try:
+        assert plan.reserved_tables(1) is None
+    finally:
+        plan.unreserve()

@@ -1,10 +1,12 @@
 """``net.train_step(x, t, optimizer)``: the optimizer update fused into the compiled pass.
 
-On the two-thread schedule the pass applies a fastnn optimizer's update itself (netstep.h); the
-results must be those of ``gradient()`` then ``optimizer.update()`` on a twin network, bitwise
-(the gradients are computed the same way and every update rule is element-wise), for every rule
-and both dtypes. Elsewhere train_step is those two calls. Also: what makes it fall back, errors,
-and the Trainer using it.
+The pass applies a fastnn optimizer's update itself (netstep.h): on the two-thread schedule
+layer by layer during the backward, on the serial schedule at one thread after it (from the
+optimizer's validated tables, without returning to Python in between). The results must be
+those of ``gradient()`` then ``optimizer.update()`` on a twin network, bitwise (the gradients are
+computed the same way and every update rule is element-wise), for every rule and both dtypes.
+Elsewhere train_step is those two calls. Also: what makes it fall back, errors, and the Trainer
+using it.
 """
 import numpy as np
 import pytest
@@ -46,6 +48,18 @@ def two_threads():
     old = fastnn.get_num_threads()
     fastnn.set_num_threads(2)
     yield
+    fastnn.set_num_threads(old)
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def threads(request):
+    """Both places a pass applies the update: after the backward (serial schedule, one thread)
+    and during it (two-thread schedule)."""
+    if request.param == 2 and not TWO:
+        pytest.skip("built without the two-thread schedule")
+    old = fastnn.get_num_threads()
+    fastnn.set_num_threads(request.param)
+    yield request.param
     fastnn.set_num_threads(old)
 
 
@@ -110,18 +124,40 @@ def test_fused_update_equals_gradient_then_update(name, rule, dtype, two_threads
     assert_same_training_state(a, b, opt_a, opt_b)
 
 
-@pytest.mark.parametrize("name", ["ext bn dropout", "two"])
-def test_one_thread_runs_the_two_calls(name, dtype):
+@pytest.fixture
+def one_thread():
     old = fastnn.get_num_threads()
     fastnn.set_num_threads(1)
-    try:
-        a, b = twins(name, dtype)
-        opt_a, opt_b = O.Adam(lr=0.01), O.Adam(lr=0.01)
-        assert train_both(a, b, opt_a, opt_b) == [False] * 4
-        assert a._train_pass.schedule == 1
-        assert_same_training_state(a, b, opt_a, opt_b)
-    finally:
-        fastnn.set_num_threads(old)
+    yield
+    fastnn.set_num_threads(old)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_one_thread_applies_the_update_after_the_pass(name, rule, dtype, one_thread):
+    a, b = twins(name, dtype)
+    opt_a, opt_b = rule(lr=0.01), rule(lr=0.01)
+    applied = train_both(a, b, opt_a, opt_b)
+    assert applied == [False, True, True, True]      # the first step builds the plan
+    assert a._train_pass.schedule == 1
+    assert_same_training_state(a, b, opt_a, opt_b)
+    # the optimizer's tables: the flat network's parameters in one segment
+    assert opt_a._plan.last_segments == 1
+    assert opt_a._plan.last_elements == sum(p.size for p in a.params.values())
+
+
+def test_one_thread_update_is_not_applied_for_a_nan_loss(one_thread):
+    """A NaN loss (the pass's sign of a failed scratch allocation) leaves the update to the
+    optimizer's own call: the same results either way."""
+    a, b = twins("ext bn dropout", np.float64)
+    opt_a, opt_b = O.Adam(lr=0.01), O.Adam(lr=0.01)
+    train_both(a, b, opt_a, opt_b, steps=2)
+    for net in (a, b):
+        net.params["W1"][0, 0] = np.nan
+    applied = train_both(a, b, opt_a, opt_b, steps=2)
+    assert applied == [False, False]
+    for k in b.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
 
 
 def test_thread_count_change_between_steps(dtype):
@@ -140,7 +176,7 @@ def test_thread_count_change_between_steps(dtype):
 
 @pytest.mark.parametrize("case", ["weight decay", "book optimizer", "subclass update",
                                   "strided state", "compiled_step off"])
-def test_fallbacks_give_the_same_results(case, two_threads):
+def test_fallbacks_give_the_same_results(case, threads):
     np.random.seed(3)
     kw = {"weight_decay_lambda": 0.1} if case == "weight decay" else {}
     make = lambda: MultiLayerNetExtend(IN, [12, 10], OUT, use_batchnorm=True, **kw)  # noqa
@@ -178,24 +214,25 @@ def test_fallbacks_give_the_same_results(case, two_threads):
         np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
 
 
-@pytest.mark.skipif(not TWO, reason="built without the two-thread schedule")
-def test_replaced_params_entry_is_not_updated_through_the_layer(two_threads):
+def test_replaced_params_entry_is_not_updated_through_the_layer(threads):
     """params['W2'] rebound to another array: the optimizer must update that array (as update()
-    does), not the layer's weights, so the pass may not apply it."""
+    does), not the layer's weights. The two-thread schedule, which updates each layer's own
+    arrays, may not apply it; after the serial schedule's backward the optimizer's tables (which
+    hold the new array) apply it as update() would."""
     a, b = twins("ext bn dropout", np.float64)
     opt_a, opt_b = O.SGD(lr=0.1), O.SGD(lr=0.1)
     train_both(a, b, opt_a, opt_b, steps=2)
     for net in (a, b):
         net.params["W2"] = net.params["W2"].copy()
     applied = train_both(a, b, opt_a, opt_b, steps=2)
-    assert not any(applied)
+    assert applied == ([True, True] if threads == 1 else [False, False])
+    assert not np.shares_memory(a.params["W2"], a.layers["Affine2"].W)
     for k in b.params:
         np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
     np.testing.assert_array_equal(a.layers["Affine2"].W, b.layers["Affine2"].W)
 
 
-@pytest.mark.skipif(not TWO, reason="built without the two-thread schedule")
-def test_errors_leave_the_parameters_unchanged(two_threads):
+def test_errors_leave_the_parameters_unchanged(threads):
     a, _ = twins("ext bn dropout", np.float64)
     opt = O.Adam(lr=0.01)
     x, t = batch(0)
@@ -246,9 +283,8 @@ def test_optimizer_counts_as_updating_while_a_pass_applies_it():
     assert opt.iter == 1
 
 
-@pytest.mark.skipif(not TWO, reason="built without the two-thread schedule")
 @pytest.mark.parametrize("breakage", ["missing state key", "read-only param", "beta1=1"])
-def test_a_failed_fused_update_leaves_the_optimizer_usable(breakage, two_threads):
+def test_a_failed_fused_update_leaves_the_optimizer_usable(breakage, threads):
     """Errors raised while preparing the fused update (as update() raises them) must not leave
     the optimizer marked as running an update."""
     a, _ = twins("ext bn dropout", np.float64)
@@ -273,7 +309,7 @@ def test_a_failed_fused_update_leaves_the_optimizer_usable(breakage, two_threads
     opt.update(a.params, a.gradient(x, t))
 
 
-def test_a_network_subclass_gradient_override_is_used(two_threads):
+def test_a_network_subclass_gradient_override_is_used(threads):
     """train_step (and the Trainer) must call a subclass's own gradient()."""
     class Clipped(MultiLayerNet):
         calls = 0
