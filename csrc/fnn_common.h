@@ -98,6 +98,16 @@ static inline void fnn_halves(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, p
 #endif
 #define FNN_PARALLEL_BLOCKS(n, CALL) FNN_PARALLEL_BLOCKS_BY(fnn_block, n, CALL)
 
+/* For a function whose copy loop must stay a loop: compilers turn such loops into memcpy calls,
+ * which cost more than the copy on rows of a few hundred bytes. */
+#if defined(__clang__)
+#define FNN_KEEP_COPY_LOOPS __attribute__((no_builtin("memcpy")))
+#elif defined(__GNUC__)
+#define FNN_KEEP_COPY_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define FNN_KEEP_COPY_LOOPS
+#endif
+
 /* SIMD levels (what fnn_simd_level returns). */
 enum { FNN_SIMD_BASELINE = 0, FNN_SIMD_AVX2 = 1, FNN_SIMD_AVX512 = 2 };
 
