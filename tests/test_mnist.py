@@ -9,6 +9,7 @@ import pytest
 
 from fastnn.dataset import mnist
 from fastnn.dataset import load_mnist, load_digits, MNISTError
+from conftest import subprocess_env
 
 
 def idx_images(imgs, magic=2051):
@@ -133,6 +134,32 @@ def test_download_verifies_md5(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist.urllib.request, "urlopen", offline)
     with pytest.raises(MNISTError, match="are you offline"):
         mnist._download("t10k-images-idx3-ubyte.gz", str(tmp_path))
+
+
+def test_digits_read_without_importing_scikit_learn_are_its_data(monkeypatch):
+    """load_digits reads scikit-learn's bundled file itself (importing scikit-learn takes
+    seconds): the same pixels and labels as scikit-learn's loader, which is also the fall-back
+    when the file is not found."""
+    pytest.importorskip("sklearn")
+    import subprocess
+    import sys
+    from fastnn.dataset import digits
+    code = ("import sys; from fastnn.dataset import load_digits; load_digits(); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=subprocess_env(), cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    x, t = digits._read_digits()
+    from sklearn.datasets import load_digits as sk_load_digits
+    bunch = sk_load_digits()
+    np.testing.assert_array_equal(x, bunch.data)
+    np.testing.assert_array_equal(t, bunch.target)
+    assert x.dtype == np.uint8 and t.dtype == np.uint8
+    monkeypatch.setattr(digits, "_bundled_csv", lambda: None)
+    x2, t2 = digits._read_digits()
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(t2, t)
 
 
 def test_load_digits():
