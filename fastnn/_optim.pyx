@@ -6,7 +6,9 @@ level (dict lookups, type/shape/flag checks: no Python-level work per array), fi
 coalesced segment table when every pointer and size is unchanged. Segments that continue each
 other in memory (params that are views of one flat buffer, with grads and state laid out the
 same way) are merged, so a flat network is updated in a single pass over its buffer.
-Nothing is written before every array has been validated.
+Nothing is written before every array has been validated. A training pass can run the update
+itself (fastnn._netstep): ``reserve`` validates a call, ``reserved_tables`` hands the pass its
+pointer tables (a capsule of ``fnn_optim_tables``), ``unreserve`` ends it.
 """
 cimport numpy as cnp
 import numpy as np
@@ -20,9 +22,9 @@ cdef extern from "Python.h":
     void _decref "Py_DECREF"(PyObject *o)
 from fastnn._runtime cimport get_num_threads
 from fastnn._optim_kernels cimport (
-    fnn_optim_hparams, fnn_optim_tables, fnn_optim_step_f32, fnn_optim_step_f64, fnn_div_exact_f64, FNN_OPT_SGD,
-    FNN_OPT_MOMENTUM, FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD, FNN_OPT_RMSPROP, FNN_OPT_ADAM,
-    FNN_OPT_ADAMW, FNN_OPT_COUNT)
+    fnn_optim_hparams, fnn_optim_tables, fnn_optim_step_f32, fnn_optim_step_f64,
+    fnn_div_exact_f64, FNN_OPT_SGD, FNN_OPT_MOMENTUM, FNN_OPT_NESTEROV, FNN_OPT_ADAGRAD,
+    FNN_OPT_RMSPROP, FNN_OPT_ADAM, FNN_OPT_ADAMW, FNN_OPT_COUNT)
 
 cnp.import_array()
 
@@ -292,9 +294,10 @@ cdef class StepPlan:
 
     def reserve(self, params, grads, s1, s2):
         """Validate a call as :meth:`step` does, without writing anything: DONE if the compiled
-        kernels can run it (a training pass may then apply the update itself), else FALLBACK.
-        Raises as :meth:`step` does. After DONE the plan counts as running an update (another
-        thread's :meth:`step` or :meth:`reserve` raises RuntimeError) until :meth:`unreserve`."""
+        kernels can run it (a training pass may then apply the update itself, from
+        :meth:`reserved_tables`), else FALLBACK. Raises as :meth:`step` does. After DONE the plan
+        holds the call's arrays and counts as running an update (another thread's :meth:`step`
+        or :meth:`reserve` raises RuntimeError) until :meth:`unreserve`."""
         if self.busy:
             raise RuntimeError("this optimizer is already running an update (in another thread)")
         self.busy = True
