@@ -332,6 +332,28 @@ def test_a_network_subclass_gradient_override_is_used(threads):
         np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
 
 
+def test_one_optimizer_for_two_networks_and_replaced_state(threads):
+    """The update the pass applies comes from the optimizer's validation of this very call: an
+    optimizer alternating between two networks (its state keyed by the same names: the
+    book's optimizers allow it) and a state dict the user replaced between steps give what
+    gradient() then update() give."""
+    nets = [twins("ext bn dropout", np.float64, seed=s) for s in (3, 4)]
+    opt_a, opt_b = O.Adam(lr=0.01), O.Adam(lr=0.01)
+    for i in range(3):
+        for a, b in nets:
+            train_both(a, b, opt_a, opt_b, steps=1)
+    for opt in (opt_a, opt_b):
+        opt.m = {k: v.copy() for k, v in opt.m.items()}      # new, separate arrays
+    for a, b in nets:
+        applied = train_both(a, b, opt_a, opt_b, steps=2)
+        assert applied == [True, True]
+        for k in b.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
+    for k in opt_b.m:
+        np.testing.assert_array_equal(opt_a.m[k], opt_b.m[k], err_msg=k)
+        np.testing.assert_array_equal(opt_a.v[k], opt_b.v[k], err_msg=k)
+
+
 @pytest.mark.parametrize("bad", [None, "adam", O.Adam])
 def test_not_an_optimizer_raises_type_error_before_anything_changes(bad):
     np.random.seed(0)
