@@ -217,6 +217,20 @@ static double softmax(const fnn_softmax_args *sm, ptrdiff_t N, int dbl, void *d_
                                         d_last, sm->grad_scale, nt);
 }
 
+/* The optimizer rule of upd over n_tensors tensors (fnn_optim_step_T on one thread). */
+static void optim_step(const fnn_fused_update *upd, int dbl, ptrdiff_t n_tensors,
+                       void *const *p, void *const *g, void *const *s1, void *const *s2,
+                       const ptrdiff_t *n)
+{
+    if (dbl)
+        fnn_optim_step_f64(upd->kind, &upd->hp, n_tensors, (double *const *)p,
+                           (double *const *)g, (double *const *)s1, (double *const *)s2, n,
+                           NULL, 1);
+    else
+        fnn_optim_step_f32(upd->kind, &upd->hp, n_tensors, (float *const *)p, (float *const *)g,
+                           (float *const *)s1, (float *const *)s2, n, NULL, 1);
+}
+
 #if FNN_NETSTEP_TWO_THREADS
 /* The fused optimizer update (netstep.h) of op's parameter j (0: W or gamma, 1: b or beta),
  * elements [lo, hi), on the calling thread: once its gradient is computed and the chain has
@@ -233,14 +247,7 @@ static void update_range(const fnn_op *op, const fnn_fused_update *upd, int dbl,
     const ptrdiff_t n = hi - lo;
     if (n <= 0)
         return;
-    if (dbl)
-        fnn_optim_step_f64(upd->kind, &upd->hp, 1, (double *const *)&p, (double *const *)&g,
-                           s1 ? (double *const *)&s1 : NULL, s2 ? (double *const *)&s2 : NULL,
-                           &n, NULL, 1);
-    else
-        fnn_optim_step_f32(upd->kind, &upd->hp, 1, (float *const *)&p, (float *const *)&g,
-                           s1 ? (float *const *)&s1 : NULL, s2 ? (float *const *)&s2 : NULL,
-                           &n, NULL, 1);
+    optim_step(upd, dbl, 1, &p, &g, s1 ? &s1 : NULL, s2 ? &s2 : NULL, &n);
 }
 
 /* One step of a wait loop: spin for a few microseconds (the pass's steps are that short, and
@@ -555,14 +562,7 @@ static double pass_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fn
     if (upd == NULL || upd->tables == NULL || nt != 1 || loss != loss)
         return loss;
     const fnn_optim_tables *t = upd->tables;
-    if (dbl)
-        fnn_optim_step_f64(upd->kind, &upd->hp, t->n_tensors, (double *const *)t->p,
-                           (double *const *)t->g, (double *const *)t->s1,
-                           (double *const *)t->s2, t->n, NULL, 1);
-    else
-        fnn_optim_step_f32(upd->kind, &upd->hp, t->n_tensors, (float *const *)t->p,
-                           (float *const *)t->g, (float *const *)t->s1, (float *const *)t->s2,
-                           t->n, NULL, 1);
+    optim_step(upd, dbl, t->n_tensors, t->p, t->g, t->s1, t->s2, t->n);
     *updated = 1;
     return loss;
 }

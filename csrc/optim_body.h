@@ -264,13 +264,10 @@ FNN_OPT_INLINE void FNAME(seg_adam_fma)(REAL *restrict p, const REAL *restrict g
                                         REAL *restrict m, REAL *restrict v, ptrdiff_t n,
                                         const FNAME(optim_consts) *c, int MODE)
 {
-    const REAL b1c = c->one_m_mu, b2c = c->one_m_b2, eps = c->eps, wd = c->wd;
-    const REAL decay = c->decay;
-    const REAL lr_t = (REAL)c->lr_t;
     ptrdiff_t i = 0;
-    const __m512d vb1c = _mm512_set1_pd(b1c), vb2c = _mm512_set1_pd(b2c);
-    const __m512d veps = _mm512_set1_pd(eps), vwd = _mm512_set1_pd(wd);
-    const __m512d vdecay = _mm512_set1_pd(decay), vlr_t = _mm512_set1_pd(lr_t);
+    const __m512d vb1c = _mm512_set1_pd(c->one_m_mu), vb2c = _mm512_set1_pd(c->one_m_b2);
+    const __m512d veps = _mm512_set1_pd(c->eps), vwd = _mm512_set1_pd(c->wd);
+    const __m512d vdecay = _mm512_set1_pd(c->decay), vlr_t = _mm512_set1_pd(c->lr_t);
     __m512d pn = _mm512_setzero_pd(), gn = pn, mn = pn, vn = pn;
     if (n >= 8) {
         pn = _mm512_loadu_pd(p);

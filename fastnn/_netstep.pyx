@@ -234,9 +234,10 @@ cdef inline Py_ssize_t _refs(list items, Py_ssize_t i):
     obj = items[i]
     return Py_REFCNT(obj)
 
-# _refs of an object only the list and one other holder reference (the count includes _refs's
-# own reference)
-cdef Py_ssize_t _PLAN_AND_LAYER = 3
+cdef enum:
+    # _refs of an object only the list and one other holder reference (the count includes
+    # _refs's own reference)
+    _PLAN_AND_LAYER = 3
 
 
 cdef int _serial_policy(const Op *ops, int n_ops, Py_ssize_t N):
@@ -676,8 +677,7 @@ cdef class TrainPass(_ChainPlan):
         cdef Op *op
         cdef void *p
         cdef void *g
-        for i in range(self.n_ops):
-            self.ops[i].update = 0   # (the pass reads the flags only with an update: netstep.h)
+        self._unbind()               # (the pass reads the flags only with an update: netstep.h)
         if per_op:
             for i in range(self.n_ops):
                 op = &self.ops[i]
@@ -738,25 +738,22 @@ cdef class TrainPass(_ChainPlan):
         self._point_ops(x)
         # The Dropout layers without a seed of their own draw one each from NumPy's global
         # generator, in forward order (_drng.draw_seed): all in one call, the same numbers.
-        cdef Py_ssize_t n_draw = 0, k_draw = 0
-        for i in range(n_ops):
-            if self.ops[i].kind == OP_DROPOUT and layers[i].seed is None:
-                n_draw += 1
+        seeds = [layers[i].seed for i in range(n_ops) if self.ops[i].kind == OP_DROPOUT]
+        cdef Py_ssize_t n_draw = seeds.count(None), k_seed = 0, k_draw = 0
         draws = _random_sample(n_draw) if n_draw > 0 else None
         cdef const double *drawn = <const double *>_data(draws) if n_draw > 0 else NULL
         for i in range(n_ops):
             op = &self.ops[i]
             if op.kind == OP_DROPOUT:          # the layer's seed, in forward order
                 layer = layers[i]
-                seed = layer.seed
+                seed = seeds[k_seed]
+                k_seed += 1
                 calls = layer._calls
                 if seed is not None:
                     seed = _drng.call_seed(seed, calls)
-                elif k_draw < n_draw:          # (always: the layers are exact fastnn Dropouts)
+                else:
                     seed = <uint64_t>(drawn[k_draw] * 9007199254740992.0)   # x * 2**53: exact
                     k_draw += 1
-                else:
-                    seed = _drng.draw_seed()
                 layer._calls = calls + 1
                 layer.last_seed = seed
                 op.seed = seed

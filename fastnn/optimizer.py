@@ -177,16 +177,8 @@ class _Optimizer:
         """
         if type(self).update not in _FUSABLE_UPDATES:
             return None
-        # (once per training step: written for few attribute lookups and calls)
-        names = self._states
-        s1 = s2 = None
-        if names:
-            s1 = getattr(self, names[0])
-            if s1 is None:
-                self._ensure_state(params)
-                s1 = getattr(self, names[0])
-            if len(names) == 2:
-                s2 = getattr(self, names[1])
+        self._ensure_state(params)
+        s1, s2 = self._state_dicts()
         hp = self._step_hparams()          # (may raise, as update() would: nothing reserved yet)
         plan = self._get_plan()
         if plan.reserve(params, grads, s1, s2) != _optim.DONE:
@@ -212,10 +204,16 @@ class _Optimizer:
             for name in self._states:
                 setattr(self, name, _new_state(params))
 
+    def _state_dicts(self):
+        """(s1, s2): the rule's state dicts, None for the ones it does not have."""
+        names = self._states
+        return (getattr(self, names[0]) if names else None,
+                getattr(self, names[1]) if len(names) == 2 else None)
+
     def _step(self, params, grads):
         """The compiled update; False if it must fall back (nothing written then)."""
-        st = [getattr(self, name) for name in self._states] + [None, None]
-        return self._get_plan().step(params, grads, st[0], st[1],
+        s1, s2 = self._state_dicts()
+        return self._get_plan().step(params, grads, s1, s2,
                                      *self._step_hparams()) == _optim.DONE
 
     def _grad(self, params, grads, key):
