@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # extension module -> C sources of its kernel family
 KERNELS = {
     "_runtime": ["csrc/runtime.c"],
+    "_layerstate": [],      # (no kernels: the layers' per-step state as C members)
     "_affine": ["csrc/affine.c"],
     "_activations": ["csrc/activations.c"],
     "_softmax_xent": ["csrc/softmax_xent.c"],

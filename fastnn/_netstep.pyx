@@ -35,6 +35,8 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 from fastnn._runtime cimport get_num_threads
+from fastnn._layerstate cimport (AffineState, BatchNormState, ReluState, SigmoidState,
+                                 DropoutState, SoftmaxWithLossState)
 from fastnn import _softmax_xent as _sx
 from fastnn._dtypes import compute_dtype
 from fastnn.reference import dropout_rng as _drng
@@ -265,6 +267,25 @@ def _layer_types():
     return _LAYER_TYPES
 
 
+# The layer attributes that keep a forward buffer (_ChainPlan.keepers).
+cdef enum:
+    _KEPT_AFFINE_X = 0
+    _KEPT_BATCHNORM_X = 1
+    _KEPT_SIGMOID_OUT = 2
+    _KEPT_SOFTMAX_Y = 3
+
+
+cdef inline object _kept(object layer, int attr):
+    """The attribute ``attr`` (_KEPT_*) of ``layer``, a layer of the matching class."""
+    if attr == _KEPT_AFFINE_X:
+        return (<AffineState>layer).x
+    if attr == _KEPT_BATCHNORM_X:
+        return (<BatchNormState>layer)._x
+    if attr == _KEPT_SIGMOID_OUT:
+        return (<SigmoidState>layer).out
+    return (<SoftmaxWithLossState>layer).y
+
+
 cdef class _ChainPlan:
     """What the compiled passes share: one C op per layer of the chain, the checks of the input
     and of the Affine layers' parameters, and the forward output buffers with their reuse by
@@ -272,10 +293,12 @@ cdef class _ChainPlan:
     cdef Op *ops
     cdef int n_ops
     cdef Py_ssize_t N, K
+    cdef object n_rows          # N as a Python int (one object, set on the layers)
     cdef bint dbl
     cdef object dtype
     cdef int typenum
     cdef list layers            # the layer objects, in order
+    cdef list types             # and their classes (exact fastnn layer classes)
     cdef list expect            # per layer: the objects its attributes must still be
     cdef list buffers           # forward output buffers (ndarrays)
     cdef list keepers           # per buffer: the (layer, attribute) pairs that keep it
@@ -304,10 +327,12 @@ cdef class _ChainPlan:
         if x.shape[0] == 0 or x.shape[1] == 0:
             return False
         self.N, self.K, self.dtype, self.dbl = x.shape[0], x.shape[1], dt, dt == np.float64
+        self.n_rows = x.shape[0]
         self.typenum = cnp.NPY_DOUBLE if self.dbl else cnp.NPY_FLOAT
         self.layers = list(layers.values())
         if not self.layers or len(set(map(id, self.layers))) != len(self.layers):
             return False            # a layer object used twice keeps one state: layer path
+        self.types = [type(layer) for layer in self.layers]
         self.n_ops = len(self.layers)
         self.ops = <Op *>PyMem_Calloc(self.n_ops, sizeof(Op))
         if self.ops == NULL:
@@ -330,8 +355,9 @@ cdef class _ChainPlan:
         self.keepers.append([])
         return len(self.buffers) - 1
 
-    cdef int _output_keeping_input(self, int cur, layer, str attr, Py_ssize_t width):
-        """A new output buffer for a layer that keeps its input as ``layer.attr``."""
+    cdef int _output_keeping_input(self, int cur, layer, int attr, Py_ssize_t width):
+        """A new output buffer for a layer that keeps its input as attribute ``attr``
+        (_KEPT_*)."""
         if cur >= 0:
             self.keepers[cur].append((layer, attr))
         return self._new_buffer(width)
@@ -399,15 +425,15 @@ cdef class _ChainPlan:
                 and len(layers) == self.n_ops)
 
     @staticmethod
-    cdef bint _batchnorm_matches(const Op *op, layer, e):
+    cdef bint _batchnorm_matches(const Op *op, BatchNormState layer, e):
         """The BatchNormalization layer still has the gamma, beta (e[0], e[1]) and eps the plan
         read."""
-        g, be = layer.gamma, layer.beta
-        return (g is e[0] and be is e[1] and layer._eps == op.eps and _data(g) == op.gamma
-                and _data(be) == op.beta)
+        g, be, eps = layer.gamma, layer.beta, layer._eps
+        return (g is e[0] and be is e[1] and _data(g) == op.gamma and _data(be) == op.beta
+                and (<double>eps == op.eps if type(eps) is float else eps == op.eps))
 
     @staticmethod
-    cdef bint _affine_matches(const Op *op, layer, e):
+    cdef bint _affine_matches(const Op *op, AffineState layer, e):
         """The Affine layer still has the W and b (objects and memory) the plan read."""
         W, b = layer.W, layer.b
         return (W is e[0] and b is e[1] and _data(W) == op.W and _data(b) == op.b
@@ -418,16 +444,16 @@ cdef class _ChainPlan:
         """Outputs referenced by anything but the plan and the layer attributes that keep them
         (e.g. a user holds an earlier layer.x, or the scores) are left to their holders, as the
         layers' own outputs are: the next pass writes new buffers instead."""
+        cdef Py_ssize_t i, held
         for i in range(len(self.buffers)):
             buf = self.buffers[i]
             held = 0
             for obj, attr in self.keepers[i]:
-                if getattr(obj, attr) is buf:
+                if _kept(obj, attr) is buf:
                     held += 1
-            shape = buf.shape
             del buf
-            if _refs(self.buffers, i) > self.baseline[i] + held:
-                self.buffers[i] = np.empty(shape, dtype=self.dtype)
+            if _refs(self.buffers, i) > <Py_ssize_t>self.baseline[i] + held:
+                self.buffers[i] = np.empty(self.buffers[i].shape, dtype=self.dtype)
 
 
 cdef class TrainPass(_ChainPlan):
@@ -442,7 +468,7 @@ cdef class TrainPass(_ChainPlan):
     backward would.
     """
     cdef Py_ssize_t C
-    cdef object loss_layer
+    cdef object loss_layer, loss_type
     cdef list extra             # per layer: a BatchNormalization's dgamma, dbeta and statistics
     cdef object d_last, acc     # backward workspaces: the loss gradient, bias-sum scratch
     cdef object ready, partial  # two-thread schedule: per-op flags, thread 1's part of the first
@@ -472,7 +498,7 @@ cdef class TrainPass(_ChainPlan):
         if type(loss_layer) is not SoftmaxWithLoss or not self._start(layers, x, dt):
             return False
         cdef Py_ssize_t N = self.N, width = self.K, M, D, max_width = width
-        self.loss_layer = loss_layer
+        self.loss_layer, self.loss_type = loss_layer, SoftmaxWithLoss
         self.extra = []
         self.dxs = [None] * self.n_ops
         cdef int cur = -1           # buffer of the current activation (-1: the network input)
@@ -496,7 +522,7 @@ cdef class TrainPass(_ChainPlan):
                 if need_dx:
                     self.dxs[i] = np.empty((N, width), dtype=dt)
                 op.dW, op.db = _data(gb[0]), _data(gb[1])
-                cur = self._output_keeping_input(cur, layer, 'x', M)
+                cur = self._output_keeping_input(cur, layer, _KEPT_AFFINE_X, M)
                 self.expect.append((layer.W, layer.b, gb, need_dx))
                 self.extra.append(None)
             elif tp is BatchNorm:
@@ -527,7 +553,7 @@ cdef class TrainPass(_ChainPlan):
                 op.mean, op.var, op.std = _data(stats[0]), _data(stats[1]), _data(stats[2])
                 op.f32_state = not self.dbl and sdt == np.float32
                 op.eps, op.momentum = float(layer._eps), momentum
-                cur = self._output_keeping_input(cur, layer, '_x', D)
+                cur = self._output_keeping_input(cur, layer, _KEPT_BATCHNORM_X, D)
                 self.expect.append([g, be, momentum, rm, rv])
                 self.extra.append((dg, db) + stats)
             elif tp is Relu or tp is Sigmoid or tp is Dropout:
@@ -558,7 +584,7 @@ cdef class TrainPass(_ChainPlan):
                 self.extra.append(None)
                 cur = self._output_in_place(cur, width)
                 if tp is Sigmoid:
-                    self.keepers[cur].append((layer, 'out'))   # the layer keeps its output
+                    self.keepers[cur].append((layer, _KEPT_SIGMOID_OUT))   # the layer keeps its output
             else:
                 return False
             op.out_buf = cur
@@ -582,7 +608,7 @@ cdef class TrainPass(_ChainPlan):
         self.C = width
         self.scores_buf = cur
         self.probs_buf = self._new_buffer(width)
-        self.keepers[self.probs_buf].append((loss_layer, 'y'))   # the loss layer keeps y
+        self.keepers[self.probs_buf].append((loss_layer, _KEPT_SOFTMAX_Y))   # the loss layer keeps y
         # The two-thread schedule costs ~12 us to wake the second thread plus a few us per op
         # (barriers, waits): measured here, it pays from ~2 MFLOP of GEMM work per op (784-50-50
         # or the ch.6 network at batch 100: 1.2-1.4x faster; 64-100x3-10 at batch 100: slower).
@@ -603,30 +629,37 @@ cdef class TrainPass(_ChainPlan):
         """True if this plan still describes the network: same loss layer and layer objects in
         the same order, each with the parameters, flags and state arrays the plan read, and an
         input of the planned dtype and shape."""
-        if loss_layer is not self.loss_layer or not self._input_matches(x, layers):
+        if (loss_layer is not self.loss_layer or type(loss_layer) is not self.loss_type
+                or not self._input_matches(x, layers)):
             return False
         cdef int i = 0
         cdef Op *op
+        cdef AffineState af
+        cdef BatchNormState bn
+        cdef DropoutState dr
         for layer in layers.values():
-            if layer is not self.layers[i]:
+            if layer is not self.layers[i] or type(layer) is not self.types[i]:
                 return False
             op = &self.ops[i]
             e = self.expect[i]
             if op.kind == OP_AFFINE:
-                if (not _ChainPlan._affine_matches(op, layer, e)
-                        or layer.grad_buffers is not e[2] or layer.need_dx is not e[3]):
+                af = <AffineState>layer
+                if (not _ChainPlan._affine_matches(op, af, e)
+                        or af.grad_buffers is not e[2] or af.need_dx is not e[3]):
                     return False
             elif op.kind == OP_BATCHNORM:
-                if (not _ChainPlan._batchnorm_matches(op, layer, e)
-                        or layer.momentum is not e[2] or layer.running_mean is not e[3]
-                        or layer.running_var is not e[4]):
+                bn = <BatchNormState>layer
+                if (not _ChainPlan._batchnorm_matches(op, bn, e)
+                        or bn.momentum is not e[2] or bn.running_mean is not e[3]
+                        or bn.running_var is not e[4]):
                     return False
             elif op.kind == OP_RELU:
-                if layer.mask is not e[0]:
+                if (<ReluState>layer).mask is not e[0]:
                     return False
             elif op.kind == OP_DROPOUT:
-                if (layer.dropout_ratio is not e[0] or layer.inverted is not e[1]
-                        or layer.seed is not e[2] or layer._bits is not e[3]):
+                dr = <DropoutState>layer
+                if (dr.dropout_ratio is not e[0] or dr.inverted is not e[1]
+                        or dr.seed is not e[2] or dr._bits is not e[3]):
                     return False
             i += 1
         return True
@@ -718,6 +751,7 @@ cdef class TrainPass(_ChainPlan):
     cdef _run(self, x, t, update):
         cdef int i, n_ops = self.n_ops, nt = get_num_threads()
         cdef Op *op
+        cdef DropoutState dr
         cdef Py_ssize_t N = self.N, C = self.C
         cdef bint dbl = self.dbl
         t_arr = t if type(t) is np.ndarray else np.asarray(t)
@@ -738,24 +772,25 @@ cdef class TrainPass(_ChainPlan):
         self._point_ops(x)
         # The Dropout layers without a seed of their own draw one each from NumPy's global
         # generator, in forward order (_drng.draw_seed): all in one call, the same numbers.
-        seeds = [layers[i].seed for i in range(n_ops) if self.ops[i].kind == OP_DROPOUT]
+        seeds = [(<DropoutState>layers[i]).seed for i in range(n_ops)
+                 if self.ops[i].kind == OP_DROPOUT]
         cdef Py_ssize_t n_draw = seeds.count(None), k_seed = 0, k_draw = 0
         draws = _random_sample(n_draw) if n_draw > 0 else None
         cdef const double *drawn = <const double *>_data(draws) if n_draw > 0 else NULL
         for i in range(n_ops):
             op = &self.ops[i]
             if op.kind == OP_DROPOUT:          # the layer's seed, in forward order
-                layer = layers[i]
+                dr = <DropoutState>layers[i]
                 seed = seeds[k_seed]
                 k_seed += 1
-                calls = layer._calls
+                calls = dr._calls
                 if seed is not None:
                     seed = _drng.call_seed(seed, calls)
                 else:
                     seed = <uint64_t>(drawn[k_draw] * 9007199254740992.0)   # x * 2**53: exact
                     k_draw += 1
-                layer._calls = calls + 1
-                layer.last_seed = seed
+                dr._calls = calls + 1
+                dr.last_seed = seed
                 op.seed = seed
             elif op.kind == OP_BATCHNORM:
                 # Running statistics: new arrays, as the book's code makes, unless nothing but
@@ -802,39 +837,75 @@ cdef class TrainPass(_ChainPlan):
         return self.loss_layer.loss
 
     cdef _set_layer_state(self, x, t, double loss):
-        """The attributes each layer's own forward and backward would have left."""
+        """The attributes each layer's own forward and backward would have left. Most are the
+        objects of the previous pass (the same buffers): those stores are skipped, sparing
+        the objects' reference counts (cache misses after the pass's kernels)."""
         cdef int i
         cdef Op *op
+        cdef AffineState af
+        cdef BatchNormState bn
+        cdef DropoutState dr
+        cdef ReluState re
+        cdef SigmoidState sg
         buffers = self.buffers
         for i in range(self.n_ops):
             op = &self.ops[i]
             layer = self.layers[i]
             xin = x if op.in_buf < 0 else buffers[op.in_buf]
+            shape = self.in_shape[i]
             if op.kind == OP_AFFINE:
+                af = <AffineState>layer
                 gb = self.expect[i][2]
-                layer.original_x_shape = self.in_shape[i]
-                layer.x = xin
-                layer.dW, layer.db = gb[0], gb[1]
+                if af.original_x_shape is not shape:
+                    af.original_x_shape = shape
+                if af.x is not xin:
+                    af.x = xin
+                if af.dW is not gb[0]:
+                    af.dW = gb[0]
+                if af.db is not gb[1]:
+                    af.db = gb[1]
             elif op.kind == OP_BATCHNORM:
+                bn = <BatchNormState>layer
                 e, ex = self.expect[i], self.extra[i]
-                layer.input_shape = self.in_shape[i]
-                layer._x = xin
-                layer.batch_size = self.N
-                layer.running_mean, layer.running_var = e[3], e[4]
-                layer.dgamma, layer.dbeta = ex[0], ex[1]
+                if bn.input_shape is not shape:
+                    bn.input_shape = shape
+                if bn._x is not xin:
+                    bn._x = xin
+                if bn.batch_size is not self.n_rows:
+                    bn.batch_size = self.n_rows
+                if bn.running_mean is not e[3]:
+                    bn.running_mean = e[3]
+                if bn.running_var is not e[4]:
+                    bn.running_var = e[4]
+                if bn.dgamma is not ex[0]:
+                    bn.dgamma = ex[0]
+                if bn.dbeta is not ex[1]:
+                    bn.dbeta = ex[1]
             elif op.kind == OP_RELU:
-                layer.mask = self.expect[i][0]
+                re = <ReluState>layer
+                if re.mask is not self.expect[i][0]:
+                    re.mask = self.expect[i][0]
             elif op.kind == OP_SIGMOID:
-                layer.out = buffers[op.out_buf]
+                sg = <SigmoidState>layer
+                if sg.out is not buffers[op.out_buf]:
+                    sg.out = buffers[op.out_buf]
             elif op.kind == OP_DROPOUT:
-                layer._bits = self.expect[i][3]
-                layer._shape = self.in_shape[i]
-                layer._scale = op.scale
-                layer._mask = None
-        ll = self.loss_layer
-        ll.t = t
-        ll.y = buffers[self.probs_buf]
-        ll._dx = None
+                dr = <DropoutState>layer
+                if dr._bits is not self.expect[i][3]:
+                    dr._bits = self.expect[i][3]
+                if dr._shape is not shape:
+                    dr._shape = shape
+                if type(dr._scale) is not float or <double>dr._scale != op.scale:
+                    dr._scale = op.scale
+                if dr._mask is not None:
+                    dr._mask = None
+        cdef SoftmaxWithLossState ll = <SoftmaxWithLossState>self.loss_layer
+        if ll.t is not t:
+            ll.t = t
+        if ll.y is not buffers[self.probs_buf]:
+            ll.y = buffers[self.probs_buf]
+        if ll._dx is not None:
+            ll._dx = None
         ll.loss = self.dtype.type(loss)
 
 
@@ -889,7 +960,7 @@ cdef class InferPass(_ChainPlan):
             if tp is Affine:
                 if not self._affine_params(op, layer, width):
                     return False
-                cur = self._output_keeping_input(cur, layer, 'x', op.d_out)
+                cur = self._output_keeping_input(cur, layer, _KEPT_AFFINE_X, op.d_out)
                 self.expect.append((layer.W, layer.b))
             elif tp is BatchNorm:
                 g, be = layer.gamma, layer.beta
@@ -905,7 +976,7 @@ cdef class InferPass(_ChainPlan):
                 self.expect.append(())
                 cur = self._output_in_place(cur, width)
                 if tp is Sigmoid:
-                    self.keepers[cur].append((layer, 'out'))   # the layer keeps its output
+                    self.keepers[cur].append((layer, _KEPT_SIGMOID_OUT))   # the layer keeps its output
             elif tp is Dropout:
                 ratio, inverted = layer.dropout_ratio, layer.inverted
                 try:
@@ -940,18 +1011,20 @@ cdef class InferPass(_ChainPlan):
         cdef int i = 0
         cdef Op *op
         for key, layer in layers.items():
-            if layer is not self.layers[i] or (key is not self.keys[i] and key != self.keys[i]):
+            if (layer is not self.layers[i] or type(layer) is not self.types[i]
+                    or (key is not self.keys[i] and key != self.keys[i])):
                 return False
             op = &self.ops[i]
             e = self.expect[i]
             if op.kind == OP_AFFINE:
-                if not _ChainPlan._affine_matches(op, layer, e):
+                if not _ChainPlan._affine_matches(op, <AffineState>layer, e):
                     return False
             elif op.kind == OP_BATCHNORM:
-                if not _ChainPlan._batchnorm_matches(op, layer, e):
+                if not _ChainPlan._batchnorm_matches(op, <BatchNormState>layer, e):
                     return False
             elif op.kind == OP_DROPOUT:
-                if layer.dropout_ratio is not e[0] or layer.inverted is not e[1]:
+                if ((<DropoutState>layer).dropout_ratio is not e[0]
+                        or (<DropoutState>layer).inverted is not e[1]):
                     return False
             i += 1
         return True
@@ -976,8 +1049,8 @@ cdef class InferPass(_ChainPlan):
         for i in range(n_ops):           # checks first: nothing changes before they pass
             op = &self.ops[i]
             if op.kind == OP_BATCHNORM:
-                layer = layers[i]
-                rm, rv = layer.running_mean, layer.running_var
+                rm = (<BatchNormState>layers[i]).running_mean
+                rv = (<BatchNormState>layers[i]).running_var
                 if not (_is_array(rm, self.dtype, (op.d_out,))
                         and _is_array(rv, self.dtype, (op.d_out,))):
                     return None
@@ -986,7 +1059,7 @@ cdef class InferPass(_ChainPlan):
                 stats.append((rm, rv))
                 op.rm_old, op.rv_old = _data(rm), _data(rv)
             elif op.kind == OP_RELU:     # the layer's mask is reused when it fits, as it does
-                mask = layers[i].mask
+                mask = (<ReluState>layers[i]).mask
                 if not _is_array(mask, np.bool_, (N, op.d_out), True):
                     mask = np.empty((N, op.d_out), dtype=np.bool_)
                 masks.append(mask)
@@ -1003,13 +1076,13 @@ cdef class InferPass(_ChainPlan):
             op = &self.ops[i]
             layer = layers[i]
             if op.kind == OP_AFFINE:
-                layer.original_x_shape = self.in_shape[i]
-                layer.x = x if op.in_buf < 0 else buffers[op.in_buf]
+                (<AffineState>layer).original_x_shape = self.in_shape[i]
+                (<AffineState>layer).x = x if op.in_buf < 0 else buffers[op.in_buf]
             elif op.kind == OP_BATCHNORM:
-                layer.input_shape = self.in_shape[i]
+                (<BatchNormState>layer).input_shape = self.in_shape[i]
             elif op.kind == OP_RELU:
-                layer.mask = masks[k]
+                (<ReluState>layer).mask = masks[k]
                 k += 1
             elif op.kind == OP_SIGMOID:
-                layer.out = buffers[op.out_buf]
+                (<SigmoidState>layer).out = buffers[op.out_buf]
         return buffers[self.out_buf]

@@ -11,7 +11,7 @@ import math
 
 import numpy as np  # noqa: F401  (re-exported, as in the book)
 
-from fastnn import _activations, _affine, _batchnorm, _dropout, _softmax_xent
+from fastnn import _activations, _affine, _batchnorm, _dropout, _layerstate, _softmax_xent
 from fastnn._buffers import RecycledBuffers
 from fastnn._dtypes import as_dtype, compute_dtype
 from fastnn.functions import *  # noqa: F401,F403  (re-exported, as in the book)
@@ -33,7 +33,7 @@ def _float_array(x, name):
     return x
 
 
-class Relu:
+class Relu(_layerstate.ReluState):
     """Rectified linear unit (compiled).
 
     Attributes
@@ -69,7 +69,7 @@ class Relu:
         return _activations.relu_backward(_float_array(dout, "dout"), self.mask)
 
 
-class Sigmoid:
+class Sigmoid(_layerstate.SigmoidState):
     """Logistic layer ``1 / (1 + exp(-x))`` (compiled).
 
     Attributes
@@ -98,7 +98,7 @@ class Sigmoid:
                                              out=self._dxs.empty(self.out.shape, dt))
 
 
-class Affine:
+class Affine(_layerstate.AffineState):
     """Fully connected layer ``out = x·W + b`` (compiled: BLAS GEMMs, fused bias).
 
     Parameters
@@ -183,7 +183,7 @@ class Affine:
         return dx if dx.shape == self.original_x_shape else dx.reshape(*self.original_x_shape)
 
 
-class SoftmaxWithLoss:
+class SoftmaxWithLoss(_layerstate.SoftmaxWithLossState):
     """Softmax and cross-entropy loss (compiled, fused).
 
     Labels ``t`` are class indices (N,) or one-hot (N, C), told apart as the book does
@@ -253,7 +253,7 @@ class SoftmaxWithLoss:
         return x, t_arr, grad_scale, grad_dtype
 
 
-class Dropout:
+class Dropout(_layerstate.DropoutState):
     """Dropout with counter-based masks (compiled).
 
     The book's (non-inverted) dropout by default: training ``out = x * mask`` with no rescaling,
@@ -384,7 +384,7 @@ class Dropout:
 
 
 
-class BatchNormalization:
+class BatchNormalization(_layerstate.BatchNormState):
     """Batch normalisation, the book's form (compiled: one statistics pass and one normalisation
     pass forward, two passes backward).
 
@@ -419,9 +419,9 @@ class BatchNormalization:
     book does.
     """
     _implementation = "compiled"
-    _eps = 10e-7  # book: 10e-7 == 1e-6
 
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
+        self._eps = 10e-7  # book: 10e-7 == 1e-6
         self.gamma = gamma
         self.beta = beta
         self.momentum = momentum
