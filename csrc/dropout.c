@@ -42,7 +42,15 @@ static inline uint64_t fnn_mix64(uint64_t z)
     FNN_DISPATCH(void, dropout_backward, T,                                                    \
                  (const REAL *dout, const uint32_t *bits, REAL *dx, ptrdiff_t n, double scale, \
                   int n_threads),                                                              \
-                 (dout, bits, dx, n, scale, n_threads))
+                 (dout, bits, dx, n, scale, n_threads))                                        \
+    FNN_DISPATCH(void, relu_dropout_forward, T,                                                \
+                 (const REAL *x, REAL *y, uint8_t *relu_mask, uint32_t *bits, ptrdiff_t n,     \
+                  uint64_t seed, uint64_t thr, double scale),                                  \
+                 (x, y, relu_mask, bits, n, seed, thr, scale))                                 \
+    FNN_DISPATCH(void, relu_dropout_backward, T,                                               \
+                 (const REAL *dout, const uint32_t *bits, const uint8_t *relu_mask, REAL *dx,  \
+                  ptrdiff_t n, double scale),                                                  \
+                 (dout, bits, relu_mask, dx, n, scale))
 FNN_PUBLIC(f32, float)
 FNN_PUBLIC(f64, double)
 

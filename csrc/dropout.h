@@ -39,7 +39,16 @@
      * block is the one of index n / 32), for callers that split the work themselves. */       \
     void fnn_dropout_forward_range_##T(const REAL *x, REAL *y, uint32_t *bits, ptrdiff_t n,      \
                                        uint64_t seed, uint64_t thr, double scale,              \
-                                       ptrdiff_t lo_block, ptrdiff_t hi_block, int n_threads);
+                                       ptrdiff_t lo_block, ptrdiff_t hi_block, int n_threads);   \
+    /* ReLU then Dropout in one pass (one thread, for data in cache), bitwise the two layers'   \
+     * kernels in turn: relu_mask[i] = (x[i] <= 0) and y = ReLU(x) with this Dropout applied    \
+     * (bits as fnn_dropout_forward writes them); y may be x. */                               \
+    void fnn_relu_dropout_forward_##T(const REAL *x, REAL *y, uint8_t *relu_mask, uint32_t *bits, \
+                                      ptrdiff_t n, uint64_t seed, uint64_t thr, double scale);   \
+    /* Their backward: dx = relu_mask ? 0 : dout * (kept ? scale : 0); dx may be dout. */        \
+    void fnn_relu_dropout_backward_##T(const REAL *dout, const uint32_t *bits,                 \
+                                       const uint8_t *relu_mask, REAL *dx, ptrdiff_t n,        \
+                                       double scale);
 FNN_DECLARE(f32, float)
 FNN_DECLARE(f64, double)
 #undef FNN_DECLARE

@@ -246,4 +246,132 @@ static void FNAME(dropout_backward)(const REAL *dout, const uint32_t *restrict b
             dx[base + k] = dout[base + k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
     }
 }
+
+/* ---- ReLU then Dropout (a training pass's Relu -> Dropout pair), one pass each way ----
+ * The results of relu_forward then dropout_forward, and of dropout_backward then relu_backward,
+ * element for element by the same operations (so bitwise the same), in one pass over the data
+ * instead of two. For data that stays in cache: no streaming stores. */
+
+/* One whole block (its mask word w): mask = (x <= 0), y = (mask ? 0 : x) * (kept ? scale : 0).
+ * y may be x. (Whole blocks: a constant trip count, which the compilers vectorise.) */
+static inline void FNAME(relu_dropout_block)(const REAL *x, REAL *y, uint8_t *restrict mask,
+                                             uint32_t w, REAL scale)
+{
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    /* The compares gathered as bits, the 32 mask bytes written by one store (a narrow store
+     * per vector beside the wide ones slows the whole loop down on these cores). */
+    uint32_t relu = 0;
+#if FNN_IS_F32
+    const __m512 vs = _mm512_set1_ps(scale), zero = _mm512_setzero_ps();
+    for (int c = 0; c < 2; c++) {
+        const __m512 v = _mm512_loadu_ps(x + 16 * c);
+        const __mmask16 m = _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ);
+        relu |= (uint32_t)m << (16 * c);
+        _mm512_storeu_ps(y + 16 * c, _mm512_mul_ps(_mm512_maskz_mov_ps((__mmask16)~m, v),
+                                                   _mm512_mask_blend_ps((__mmask16)(w >> (16 * c)),
+                                                                        zero, vs)));
+    }
+#else
+    const __m512d vs = _mm512_set1_pd(scale), zero = _mm512_setzero_pd();
+    for (int c = 0; c < 4; c++) {
+        const __m512d v = _mm512_loadu_pd(x + 8 * c);
+        const __mmask8 m = _mm512_cmp_pd_mask(v, zero, _CMP_LE_OQ);
+        relu |= (uint32_t)m << (8 * c);
+        _mm512_storeu_pd(y + 8 * c, _mm512_mul_pd(_mm512_maskz_mov_pd((__mmask8)~m, v),
+                                                  _mm512_mask_blend_pd((__mmask8)(w >> (8 * c)),
+                                                                       zero, vs)));
+    }
+#endif
+    _mm256_storeu_si256((__m256i *)mask, _mm256_maskz_set1_epi8(relu, 1));
+#else
+    for (int k = 0; k < FNN_DROPOUT_BLOCK; k++) {
+        const REAL v = x[k];
+        const int m = v <= (REAL)0;
+        mask[k] = (uint8_t)m;
+        y[k] = (m ? (REAL)0 : v) * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+    }
+#endif
+}
+
+/* Forward of n elements: relu_mask (n bytes) as relu_forward writes it, bits and y as
+ * dropout_forward writes them from the ReLU's output. y may be x. One thread. */
+static void FNAME(relu_dropout_forward)(const REAL *x, REAL *y, uint8_t *restrict relu_mask,
+                                        uint32_t *restrict bits, ptrdiff_t n, uint64_t seed,
+                                        uint64_t thr, double scale_d)
+{
+    const REAL scale = (REAL)scale_d;
+    const int drop_all = thr > UINT64_C(0xFFFFFFFF);
+    const uint32_t thi = (uint32_t)(thr >> 16) & 0xFFFFu, tlo = (uint32_t)thr & 0xFFFFu;
+    const uint64_t key = fnn_mix64(seed), key2 = fnn_mix64(~key);
+    const uint64_t step = 8 * FNN_DROPOUT_GAMMA;     /* 8 hashes per block */
+    const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK, rem = n % FNN_DROPOUT_BLOCK;
+    uint64_t z = key, z2 = key2;
+    for (ptrdiff_t b = 0; b < nfull; b++, z += step, z2 += step) {
+        const uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(z, z2, thi, tlo);
+        bits[b] = w;
+        FNAME(relu_dropout_block)(x + b * FNN_DROPOUT_BLOCK, y + b * FNN_DROPOUT_BLOCK,
+                                  relu_mask + b * FNN_DROPOUT_BLOCK, w, scale);
+    }
+    if (rem) {                                        /* the last, partial block */
+        uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(z, z2, thi, tlo);
+        w &= (UINT32_C(1) << rem) - 1;
+        bits[nfull] = w;
+        for (ptrdiff_t i = nfull * FNN_DROPOUT_BLOCK, k = 0; i < n; i++, k++) {
+            const REAL v = x[i];
+            const int m = v <= (REAL)0;
+            relu_mask[i] = (uint8_t)m;
+            y[i] = (m ? (REAL)0 : v) * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+        }
+    }
+}
+
+/* Backward of n elements: dx = relu_mask ? 0 : dout * (kept ? scale : 0). dx may be dout. One
+ * thread. */
+static void FNAME(relu_dropout_backward)(const REAL *dout, const uint32_t *restrict bits,
+                                         const uint8_t *restrict relu_mask, REAL *dx,
+                                         ptrdiff_t n, double scale_d)
+{
+    const REAL scale = (REAL)scale_d;
+    const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK;
+    for (ptrdiff_t b = 0; b < nfull; b++) {
+        const REAL *in = dout + b * FNN_DROPOUT_BLOCK;
+        REAL *out = dx + b * FNN_DROPOUT_BLOCK;
+        const uint8_t *restrict m = relu_mask + b * FNN_DROPOUT_BLOCK;
+        const uint32_t w = bits[b];
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        /* (GCC leaves the loop below scalar, with a branch per element) */
+        const __m128i ones = _mm_set1_epi8(1);
+#if FNN_IS_F32
+        const __m512 vs = _mm512_set1_ps(scale), zero = _mm512_setzero_ps();
+        for (int c = 0; c < 2; c++) {
+            const __mmask16 keep = (__mmask16)(w >> (16 * c));
+            const __mmask16 relu = _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)(m + 16 * c)),
+                                                      ones);
+            const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(in + 16 * c),
+                                           _mm512_mask_blend_ps(keep, zero, vs));
+            _mm512_storeu_ps(out + 16 * c, _mm512_maskz_mov_ps((__mmask16)~relu, t));
+        }
+#else
+        const __m512d vs = _mm512_set1_pd(scale), zero = _mm512_setzero_pd();
+        for (int c = 0; c < 4; c++) {
+            const __mmask8 keep = (__mmask8)(w >> (8 * c));
+            const __mmask8 relu = (__mmask8)_mm_test_epi8_mask(
+                _mm_loadl_epi64((const __m128i *)(m + 8 * c)), ones);
+            const __m512d t = _mm512_mul_pd(_mm512_loadu_pd(in + 8 * c),
+                                            _mm512_mask_blend_pd(keep, zero, vs));
+            _mm512_storeu_pd(out + 8 * c, _mm512_maskz_mov_pd((__mmask8)~relu, t));
+        }
+#endif
+#else
+        for (int k = 0; k < FNN_DROPOUT_BLOCK; k++) {
+            const REAL t = in[k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+            out[k] = m[k] ? (REAL)0 : t;
+        }
+#endif
+    }
+    for (ptrdiff_t i = nfull * FNN_DROPOUT_BLOCK, k = 0; i < n; i++, k++) {
+        const REAL t = dout[i] * ((bits[nfull] & fnn_dropout_bit[k]) ? scale : (REAL)0);
+        dx[i] = relu_mask[i] ? (REAL)0 : t;
+    }
+}
 #undef FNN_DROPOUT_WORD

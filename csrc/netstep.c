@@ -129,11 +129,35 @@ static void forward_rows(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas,
     }
 }
 
+/* Whether ops[i] is a ReLU whose output the Dropout ops[i + 1] takes and overwrites (both in
+ * place on one buffer), small enough for the one-pass kernels (data in cache, one thread): the
+ * serial schedule then runs the pair as one pass each way (dropout.h). */
+static int relu_dropout_pair(const fnn_op *ops, int n_ops, int i, ptrdiff_t N, int dbl, int nt)
+{
+    const ptrdiff_t bytes = N * ops[i].d_out * (ptrdiff_t)(dbl ? sizeof(double) : sizeof(float));
+    return i + 1 < n_ops && ops[i].kind == FNN_OP_RELU && ops[i + 1].kind == FNN_OP_DROPOUT
+           && ops[i + 1].x == ops[i].y && ops[i + 1].y == ops[i].y && nt == 1
+           && bytes < FNN_STREAM_MIN_BYTES;
+}
+
 static void forward_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
                            int nt)
 {
-    for (int i = 0; i < n_ops; i++)
+    for (int i = 0; i < n_ops; i++) {
+        if (relu_dropout_pair(ops, n_ops, i, N, dbl, nt)) {
+            const fnn_op *relu = &ops[i], *drop = &ops[i + 1];
+            const ptrdiff_t n = N * relu->d_out;
+            if (dbl)
+                fnn_relu_dropout_forward_f64(relu->x, relu->y, relu->mask, drop->bits, n,
+                                             drop->seed, drop->thr, drop->scale);
+            else
+                fnn_relu_dropout_forward_f32(relu->x, relu->y, relu->mask, drop->bits, n,
+                                             drop->seed, drop->thr, drop->scale);
+            i++;
+            continue;
+        }
         forward_rows(&ops[i], N, dbl, blas, 0, N, nt);
+    }
 }
 
 /* Rows [k0, k1) of an Affine op's weight gradient dW = x^T dout (rows of dW are columns of x). */
@@ -198,6 +222,13 @@ static void backward_serial(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, void *
     for (int i = n_ops - 1; i >= 0 && d != NULL; i--) {
         fnn_op *op = &ops[i];
         op->dout = d;
+        if (i > 0 && relu_dropout_pair(ops, n_ops, i - 1, N, dbl, nt)) {
+            const ptrdiff_t n = N * op->d_out;  /* the Dropout's backward, then the ReLU's */
+            if (dbl) fnn_relu_dropout_backward_f64(d, op->bits, ops[i - 1].mask, d, n, op->scale);
+            else fnn_relu_dropout_backward_f32(d, op->bits, ops[i - 1].mask, d, n, op->scale);
+            ops[--i].dout = d;
+            continue;
+        }
         if (op->kind == FNN_OP_AFFINE) {       /* dW, dx, db: the layer's order */
             affine_dW_rows(op, N, dbl, blas, 0, op->d_in);
             d = chain_backward(op, d, op->dx_serial, N, dbl, blas, nt);

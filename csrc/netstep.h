@@ -3,7 +3,9 @@
  * calling the same kernels and BLAS GEMMs as the layers do, with the same arguments.
  *
  * Two schedules:
- *   serial      one thread runs every op in turn (the kernels may still use threads);
+ *   serial      one thread runs every op in turn (the kernels may still use threads); on one
+ *               thread, a ReLU followed by a Dropout (in place on one buffer) runs as one pass
+ *               each way (fnn_relu_dropout_*: bitwise the two ops' kernels in turn);
  *   two-thread  the forward splits the batch rows in two blocks, one per thread through every
  *               op (batch statistics from both blocks' sums); in the backward,
  *               thread 0 runs the chain of input gradients while thread 1 computes the weight

@@ -7,7 +7,7 @@ when its 32-bit uniform is >= thr (thr >= 2**32 drops everything).
 """
 cimport numpy as cnp
 import numpy as np
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from fastnn._runtime cimport get_num_threads
 from fastnn._checks cimport float_code, contiguous, check_output, check_shape
 
@@ -23,6 +23,18 @@ cdef extern from "dropout.h" nogil:
     void fnn_dropout_backward_f64(const double *dout, const uint32_t *bits, double *dx,
                                   Py_ssize_t n, double scale, int nt)
     void fnn_dropout_mask(uint32_t *bits, Py_ssize_t n, uint64_t seed, uint64_t thr, int nt)
+    void fnn_relu_dropout_forward_f32(const float *x, float *y, uint8_t *relu_mask,
+                                      uint32_t *bits, Py_ssize_t n, uint64_t seed, uint64_t thr,
+                                      double scale)
+    void fnn_relu_dropout_forward_f64(const double *x, double *y, uint8_t *relu_mask,
+                                      uint32_t *bits, Py_ssize_t n, uint64_t seed, uint64_t thr,
+                                      double scale)
+    void fnn_relu_dropout_backward_f32(const float *dout, const uint32_t *bits,
+                                       const uint8_t *relu_mask, float *dx, Py_ssize_t n,
+                                       double scale)
+    void fnn_relu_dropout_backward_f64(const double *dout, const uint32_t *bits,
+                                       const uint8_t *relu_mask, double *dx, Py_ssize_t n,
+                                       double scale)
 
 _THR_MAX = 2 ** 32
 
@@ -174,3 +186,38 @@ def dropout_mask_bits(Py_ssize_t n, seed, thr):
     with nogil:
         fnn_dropout_mask(pb, n, s, t, 1)
     return bits
+
+
+def relu_dropout(x, seed, thr, double scale=1.0, dout=None):
+    """Test hook of the one-pass ReLU-then-Dropout kernels a compiled training pass runs
+    (csrc/dropout.h): for a C-contiguous ``x``, returns ``(y, relu_mask, bits)`` as ReLU's
+    forward followed by :func:`dropout_forward` give them (one thread, in place on a copy of
+    ``x``), and with ``dout``, also the backward through both, ``dx`` (into a copy of ``dout``)."""
+    cdef int code = float_code(x, "x")
+    cdef uint64_t s = check_seed(seed)
+    cdef uint64_t t = check_thr(thr)
+    cdef cnp.ndarray y = np.array(x, order="C", copy=True)
+    cdef Py_ssize_t n = y.size
+    cdef cnp.ndarray mask = np.empty((<object>y).shape, dtype=np.bool_)
+    cdef cnp.ndarray bits = np.empty(n_words(n), dtype=np.uint32)
+    cdef cnp.ndarray dx
+    cdef void *py = cnp.PyArray_DATA(y)
+    cdef uint8_t *pm = <uint8_t *>cnp.PyArray_DATA(mask)
+    cdef uint32_t *pb = <uint32_t *>cnp.PyArray_DATA(bits)
+    with nogil:
+        if code == 0:
+            fnn_relu_dropout_forward_f32(<float *>py, <float *>py, pm, pb, n, s, t, scale)
+        else:
+            fnn_relu_dropout_forward_f64(<double *>py, <double *>py, pm, pb, n, s, t, scale)
+    if dout is None:
+        return y, mask, bits
+    dx = np.array(dout, dtype=y.dtype, order="C", copy=True)
+    if dx.size != n:
+        raise ValueError("dout must have x's size %d, got %d" % (n, dx.size))
+    cdef void *pd = cnp.PyArray_DATA(dx)
+    with nogil:
+        if code == 0:
+            fnn_relu_dropout_backward_f32(<float *>pd, pb, pm, <float *>pd, n, scale)
+        else:
+            fnn_relu_dropout_backward_f64(<double *>pd, pb, pm, <double *>pd, n, scale)
+    return y, mask, bits, dx

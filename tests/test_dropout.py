@@ -14,7 +14,7 @@ import pytest
 from conftest import subprocess_env
 
 import fastnn
-from fastnn import _dropout
+from fastnn import _activations, _dropout
 from fastnn.layers import Dropout
 from fastnn.reference import dropout_rng as R
 from fastnn.reference.dropout_rng import CounterDropout
@@ -107,7 +107,7 @@ def test_streaming_stores_path(threads, nt, dtype):
 
 _ISA_SCRIPT = r"""
 import numpy as np
-from fastnn import _dropout, _runtime
+from fastnn import _activations, _dropout, _runtime
 from fastnn.reference import dropout_rng as R
 print(_runtime.simd_path())
 for n in (5, 97, 300_001):
@@ -120,6 +120,14 @@ for n in (5, 97, 300_001):
             m = R.unpack_mask(bits, (n,))
             assert np.array_equal(y, x * m * dt(1.0 / 0.7))
             assert np.array_equal(_dropout.dropout_backward(x, bits, 2.0), x * m * dt(2.0))
+for dt in (np.float32, np.float64):     # the one-pass ReLU-then-Dropout kernels
+    x = np.array([1.5, -0.0, 0.0, -2.0, np.nan, np.inf, -np.inf] * 15, dtype=dt)
+    y, mask, bits, dx = _dropout.relu_dropout(x, 4, R.threshold(0.3), 1.5, dout=x[::-1])
+    r, rmask = _activations.relu_forward(x)
+    y2, bits2 = _dropout.dropout_forward(r, 4, R.threshold(0.3), 1.5)
+    d2 = _activations.relu_backward(_dropout.dropout_backward(x[::-1].copy(), bits2, 1.5), rmask)
+    assert np.array_equal(bits, bits2) and np.array_equal(mask, rmask)
+    assert y.tobytes() == y2.tobytes() and dx.tobytes() == d2.tobytes()
 n = 3 * 1024 * 1024 + 5          # >= 8 MB, aligned: the streaming-store path
 raw = np.empty(8 * n + 64, dtype=np.uint8)
 off = (-raw.__array_interface__["data"][0]) % 64
@@ -145,6 +153,38 @@ def test_every_instruction_set_gives_the_same_masks(isa):
 # --------------------------------------------------------------------------- layer vs reference
 
 SHAPES = [(7,), (1, 10), (100, 100), (2, 3, 8, 8), (33, 65)]
+
+
+def _with_special_values(n, dtype, seed):
+    """n values: normal ones of both signs, and +-0, +-inf, NaN, subnormals in between."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n).astype(dtype)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, np.finfo(dtype).tiny / 4,
+                        -np.finfo(dtype).tiny / 4], dtype=dtype)
+    pick = rng.random(n) < 0.2
+    x[pick] = rng.choice(special, int(pick.sum()))
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 100, 1000, 10_007])
+@pytest.mark.parametrize("ratio, scale", [(0.15, 1.0), (0.5, 2.0), (0.0, 1.0), (1.0, 1.0),
+                                          (0.3, 1.0 / 0.7)])
+def test_relu_dropout_kernels_equal_the_two_layers_kernels(dtype, n, ratio, scale):
+    # the compiled pass's one-pass kernels for a Relu -> Dropout pair: bitwise the two layers'
+    # kernels in turn (NaN, signed zeros, infinities included), forward and backward
+    x = _with_special_values(n, dtype, n)
+    dout = _with_special_values(n, dtype, n + 1)
+    thr = R.threshold(ratio)
+    y, mask, bits, dx = _dropout.relu_dropout(x, 12345, thr, scale, dout=dout)
+    r, relu_mask = _activations.relu_forward(x)
+    y2, bits2 = _dropout.dropout_forward(r, 12345, thr, scale)
+    dx2 = _activations.relu_backward(_dropout.dropout_backward(dout, bits2, scale), relu_mask)
+    assert np.array_equal(bits, bits2)
+    assert np.array_equal(mask, relu_mask)
+    assert y.dtype == dx.dtype == dtype
+    assert y.tobytes() == y2.tobytes()          # bitwise: NaN payloads and zero signs too
+    assert dx.tobytes() == dx2.tobytes()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
