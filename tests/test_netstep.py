@@ -422,6 +422,57 @@ def test_unsupported_network_retries_later():
     assert_same_state(fast, slow)
 
 
+def _same_value(a, b):
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, tuple):
+        return (isinstance(b, tuple) and len(a) == len(b)
+                and all(_same_value(u, v) for u, v in zip(a, b)))
+    return a == b
+
+
+def test_a_layer_given_a_subclass_leaves_the_plan(dtype):
+    # the plan reads and writes the layers' state as C members of their exact classes: a layer
+    # turned into a subclass (its own forward) makes the next pass the layers' own
+    fast, _ = twins("ext bn dropout", dtype)
+    x, t = data(dtype=dtype)
+    fast.gradient(x, t)
+    calls = []
+
+    class CountingRelu(L.Relu):
+        def forward(self, x):
+            calls.append(1)
+            return super().forward(x)
+
+    fast.layers["Activation_function1"].__class__ = CountingRelu
+    fast.gradient(x, t)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("layer", ["Affine1", "BatchNorm1", "Activation_function1", "Dropout1",
+                                   "last"])
+def test_layer_state_pickles_and_copies_with_the_layer(layer):
+    # the state the passes keep in C members (fastnn._layerstate) goes with pickle and copy,
+    # with the rest of the layer's attributes, and shared arrays stay shared
+    import copy
+    import pickle
+    fast, _ = twins("ext bn dropout", np.float64)
+    x, t = data()
+    fast.gradient(x, t)
+    obj = fast.last_layer if layer == "last" else fast.layers[layer]
+    obj.note = "kept"
+    names = [n for n in dir(type(obj)) if type(getattr(type(obj), n, None)).__name__
+             == "getset_descriptor" and not n.startswith("__")]
+    assert names                                      # the C members, e.g. x, mask, _bits
+    for other in (pickle.loads(pickle.dumps([obj, fast.params]))[0], copy.deepcopy(obj)):
+        assert type(other) is type(obj) and other.note == "kept"
+        for n in names:
+            assert _same_value(getattr(obj, n), getattr(other, n)), n
+    if layer == "Affine1":
+        w, params = pickle.loads(pickle.dumps([obj, fast.params]))
+        assert w.W is params["W1"]                    # one object, as in the network
+
+
 @pytest.mark.parametrize("how", ["pickle", "deepcopy"])
 def test_networks_pickle_and_copy_after_a_compiled_pass(how):
     import copy
