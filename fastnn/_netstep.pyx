@@ -257,13 +257,24 @@ cdef int _serial_policy(const Op *ops, int n_ops, Py_ssize_t N):
 _LAYER_TYPES = None
 
 
+class _NotPlanned:
+    """Stands for a layer class that does not derive from its C-member base (one put in
+    fastnn.layers in place of fastnn's): no layer is of this class, so none is planned."""
+
+
 def _layer_types():
-    # fastnn.layers imports this module's siblings only; bound on first use (no import cycle)
+    # fastnn.layers imports this module's siblings only; bound on first use (no import cycle).
+    # The plans cast each layer of these exact classes to its base (fastnn._layerstate): a
+    # class that does not derive from it is replaced by _NotPlanned (its layers take the layer
+    # path).
     global _LAYER_TYPES
     if _LAYER_TYPES is None:
         from fastnn import layers as L
-        _LAYER_TYPES = (L.Affine, L.BatchNormalization, L.Relu, L.Sigmoid, L.Dropout,
-                        L.SoftmaxWithLoss)
+        pairs = ((L.Affine, AffineState), (L.BatchNormalization, BatchNormState),
+                 (L.Relu, ReluState), (L.Sigmoid, SigmoidState), (L.Dropout, DropoutState),
+                 (L.SoftmaxWithLoss, SoftmaxWithLossState))
+        _LAYER_TYPES = tuple(cls if isinstance(cls, type) and issubclass(cls, base)
+                             else _NotPlanned for cls, base in pairs)
     return _LAYER_TYPES
 
 
@@ -428,9 +439,9 @@ cdef class _ChainPlan:
     cdef bint _batchnorm_matches(const Op *op, BatchNormState layer, e):
         """The BatchNormalization layer still has the gamma, beta (e[0], e[1]) and eps the plan
         read."""
-        g, be, eps = layer.gamma, layer.beta, layer._eps
+        g, be = layer.gamma, layer.beta
         return (g is e[0] and be is e[1] and _data(g) == op.gamma and _data(be) == op.beta
-                and (<double>eps == op.eps if type(eps) is float else eps == op.eps))
+                and getattr(layer, "_eps") == op.eps)   # (a class attribute, as in the book)
 
     @staticmethod
     cdef bint _affine_matches(const Op *op, AffineState layer, e):

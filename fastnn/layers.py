@@ -419,9 +419,9 @@ class BatchNormalization(_layerstate.BatchNormState):
     book does.
     """
     _implementation = "compiled"
+    _eps = 10e-7  # book: 10e-7 == 1e-6
 
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
-        self._eps = 10e-7  # book: 10e-7 == 1e-6
         self.gamma = gamma
         self.beta = beta
         self.momentum = momentum

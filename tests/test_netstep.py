@@ -473,6 +473,31 @@ def test_layer_state_pickles_and_copies_with_the_layer(layer):
         assert w.W is params["W1"]                    # one object, as in the network
 
 
+def test_layers_pickle_as_plain_objects():
+    # the state is a plain object's (one dict): pickles of earlier versions, whose layers were
+    # plain classes, load; the C members are exactly the names each base lists
+    import copyreg
+    from fastnn import _layerstate
+    for base in (_layerstate.AffineState, _layerstate.BatchNormState, _layerstate.ReluState,
+                 _layerstate.SigmoidState, _layerstate.DropoutState,
+                 _layerstate.SoftmaxWithLossState):
+        members = {n for n, v in vars(base).items()
+                   if type(v).__name__ == "getset_descriptor" and not n.startswith("__")}
+        assert members == set(base._state_members), base
+    layer = L.Affine(np.ones((3, 2)), np.zeros(2))
+    layer.note = 1
+    fn, args, state = layer.__reduce_ex__(4)[:3]
+    assert fn is copyreg.__newobj__ and args == (L.Affine,)
+    assert type(state) is dict and state["W"] is layer.W and state["note"] == 1
+    old = L.Affine.__new__(L.Affine)               # what an earlier version's pickle holds
+    old.__setstate__({"W": layer.W, "b": layer.b, "x": None, "original_x_shape": None,
+                      "dW": None, "db": None, "need_dx": True, "grad_buffers": None,
+                      "_outs": layer._outs, "_dxs": layer._dxs, "_dWs": layer._dWs})
+    assert old.W is layer.W and old.need_dx is True and "W" not in vars(old)
+    y = old.forward(np.ones((4, 3)))
+    np.testing.assert_array_equal(y, np.full((4, 2), 3.0))
+
+
 @pytest.mark.parametrize("how", ["pickle", "deepcopy"])
 def test_networks_pickle_and_copy_after_a_compiled_pass(how):
     import copy
@@ -566,6 +591,47 @@ def test_batchnorm_eps_change_is_followed():
         net.layers["BatchNorm1"]._eps = 0.5
     step_both(fast, slow, x, t)
     assert_same_state(fast, slow)
+
+
+def test_batchnorm_eps_set_on_the_class_is_followed(monkeypatch):
+    # the book's eps is a class attribute here: changed on the class, every layer uses it
+    fast, slow = twins("ext bn dropout", np.float64)
+    x, t = data()
+    step_both(fast, slow, x, t)
+    monkeypatch.setattr(L.BatchNormalization, "_eps", 0.5)
+    step_both(fast, slow, x, t)
+    assert fast._train_pass is not None
+    assert_same_state(fast, slow)
+
+
+_REPLACED_CLASS_SCRIPT = r"""
+import numpy as np
+import fastnn.layers
+from fastnn.reference import layers as ref
+fastnn.layers.Relu = ref.Relu             # a plain class put in place of fastnn's, before any plan
+from fastnn.multi_layer_net import MultiLayerNet
+np.random.seed(0)
+net = MultiLayerNet(6, [5, 4], 3)
+assert type(net.layers["Activation_function1"]) is ref.Relu
+x, t = np.random.rand(8, 6), np.arange(8) % 3
+for _ in range(3):
+    g = net.gradient(x, t)
+assert net._train_pass is None and np.isfinite(g["W1"]).all()
+print("ok")
+"""
+
+
+def test_a_plain_class_put_in_place_of_a_layer_class_is_not_planned():
+    # the plans cast layers of the planned classes to their C-member bases: a class that does
+    # not derive from its base (here the reference's Relu bound as fastnn.layers.Relu) must
+    # never be planned (a fresh interpreter: the classes are bound once per process)
+    import subprocess
+    import sys
+    from conftest import subprocess_env
+    res = subprocess.run([sys.executable, "-c", _REPLACED_CLASS_SCRIPT], capture_output=True,
+                         text=True, env=subprocess_env(), cwd="/")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("ok")
 
 
 def test_shapes_the_blas_rounds_differently_when_split(n_threads):
