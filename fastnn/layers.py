@@ -6,6 +6,10 @@ of :mod:`fastnn.functions` and ``im2col``/``col2im``, as the book's module does.
 Relu, Sigmoid, Affine, SoftmaxWithLoss, Dropout and BatchNormalization run compiled kernels
 (``show_config()`` lists which classes do); Convolution and Pooling are the reference's. Parameters are held by reference, never copied: ``net.params['W1'] is
 layers['Affine1'].W``, and optimizers update them in place.
+
+The attributes a compiled training pass checks and sets on every step (``W``, ``x``, ``mask``,
+``running_mean``, ...) are C members of each class's base (fastnn._layerstate): ordinary
+attributes to Python code, which pickle and copy with the layer.
 """
 import math
 
