@@ -163,16 +163,42 @@ static inline void FNAME(dropout_fence)(int stream)
 #endif
 }
 
+#ifndef FNN_DROPOUT_GEN_DEFINED
+#define FNN_DROPOUT_GEN_DEFINED
+/* What every mask word of one seed and threshold is computed from (dropout.h). */
+typedef struct {
+    uint64_t key, key2;
+    uint32_t thi, tlo;      /* thr's high and low 16 bits */
+    int drop_all;           /* thr >= 2^32 */
+} fnn_dropout_gen;
+
+static inline fnn_dropout_gen fnn_dropout_gen_of(uint64_t seed, uint64_t thr)
+{
+    fnn_dropout_gen g;
+    g.key = fnn_mix64(seed);
+    g.key2 = fnn_mix64(~g.key);
+    g.thi = (uint32_t)(thr >> 16) & 0xFFFFu;
+    g.tlo = (uint32_t)thr & 0xFFFFu;
+    g.drop_all = thr > UINT64_C(0xFFFFFFFF);
+    return g;
+}
+#endif
+
+/* The mask word of block b (elements 32b .. 32b+31; hashes 8b .. 8b+7). */
+static inline uint32_t FNAME(dropout_gen_word)(const fnn_dropout_gen *g, ptrdiff_t b)
+{
+    const uint64_t off = (uint64_t)b * (8 * FNN_DROPOUT_GAMMA);
+    return g->drop_all ? 0 : FNN_DROPOUT_WORD(g->key + off, g->key2 + off, g->thi, g->tlo);
+}
+
 /* Mask words and outputs of the whole blocks [lo, hi). */
 static inline void FNAME(dropout_forward_blocks)(const REAL *x, REAL *y,
                                                  uint32_t *restrict bits, ptrdiff_t lo,
-                                                 ptrdiff_t hi, uint64_t key, uint64_t key2,
-                                                 uint64_t step, int drop_all, uint32_t thi,
-                                                 uint32_t tlo, REAL scale, int stream)
+                                                 ptrdiff_t hi, const fnn_dropout_gen *g,
+                                                 REAL scale, int stream)
 {
-    uint64_t z = key + (uint64_t)lo * step, z2 = key2 + (uint64_t)lo * step;
-    for (ptrdiff_t b = lo; b < hi; b++, z += step, z2 += step) {
-        const uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(z, z2, thi, tlo);
+    for (ptrdiff_t b = lo; b < hi; b++) {
+        const uint32_t w = FNAME(dropout_gen_word)(g, b);
         bits[b] = w;
         FNAME(dropout_apply)(x + b * FNN_DROPOUT_BLOCK, y + b * FNN_DROPOUT_BLOCK, w, scale,
                              stream);
@@ -190,21 +216,15 @@ static void FNAME(dropout_forward_range)(const REAL *x, REAL *y, uint32_t *restr
 {
     const REAL scale = (REAL)scale_d;
     const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK, rem = n % FNN_DROPOUT_BLOCK;
-    const int drop_all = thr > UINT64_C(0xFFFFFFFF);
-    const uint32_t thi = (uint32_t)(thr >> 16) & 0xFFFFu, tlo = (uint32_t)thr & 0xFFFFu;
-    const uint64_t key = fnn_mix64(seed), key2 = fnn_mix64(~key);
-    const uint64_t step = 8 * FNN_DROPOUT_GAMMA;     /* 8 hashes per block */
+    const fnn_dropout_gen gen = fnn_dropout_gen_of(seed, thr);
     const int stream = FNAME(dropout_stream)(y, n);
     const ptrdiff_t b0 = lo_block, b1 = hi_block < nfull ? hi_block : nfull;
     if (b1 > b0)
         FNN_PARALLEL_BLOCKS(b1 - b0, FNAME(dropout_forward_blocks)(x, y, bits, b0 + lo, b0 + hi,
-                                                                   key, key2, step, drop_all,
-                                                                   thi, tlo, scale, stream));
+                                                                   &gen, scale, stream));
     if (rem && hi_block > nfull && lo_block <= nfull) {   /* last, partial block */
         const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
-        uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(key + (uint64_t)nfull * step,
-                                                     key2 + (uint64_t)nfull * step, thi, tlo);
-        w &= (UINT32_C(1) << rem) - 1;
+        const uint32_t w = FNAME(dropout_gen_word)(&gen, nfull) & ((UINT32_C(1) << rem) - 1);
         bits[nfull] = w;
         for (ptrdiff_t k = 0; k < rem; k++)
             y[base + k] = x[base + k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
@@ -252,8 +272,31 @@ static void FNAME(dropout_backward)(const REAL *dout, const uint32_t *restrict b
  * element for element by the same operations (so bitwise the same), in one pass over the data
  * instead of two. For data that stays in cache: no streaming stores. */
 
-/* One whole block (its mask word w): mask = (x <= 0), y = (mask ? 0 : x) * (kept ? scale : 0).
- * y may be x. (Whole blocks: a constant trip count, which the compilers vectorise.) */
+/* Elements [0, len) of a block (its mask word w): mask = (x <= 0),
+ * y = (mask ? 0 : x) * (kept ? scale : 0). y may be x. */
+static inline void FNAME(relu_dropout_elems)(const REAL *x, REAL *y, uint8_t *restrict mask,
+                                             uint32_t w, REAL scale, int len)
+{
+    for (int k = 0; k < len; k++) {
+        const REAL v = x[k];
+        const int m = v <= (REAL)0;
+        mask[k] = (uint8_t)m;
+        y[k] = (m ? (REAL)0 : v) * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+    }
+}
+
+/* Their backward: dx = mask ? 0 : dout * (kept ? scale : 0). dx may be dout. */
+static inline void FNAME(relu_dropout_back_elems)(const REAL *dout, const uint8_t *restrict mask,
+                                                  REAL *dx, uint32_t w, REAL scale, int len)
+{
+    for (int k = 0; k < len; k++) {
+        const REAL t = dout[k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
+        dx[k] = mask[k] ? (REAL)0 : t;
+    }
+}
+
+/* One whole block: relu_dropout_elems of its 32 elements (explicit AVX-512 where the
+ * compilers' vectorisation of the loop is slower than the two separate passes). */
 static inline void FNAME(relu_dropout_block)(const REAL *x, REAL *y, uint8_t *restrict mask,
                                              uint32_t w, REAL scale)
 {
@@ -284,12 +327,7 @@ static inline void FNAME(relu_dropout_block)(const REAL *x, REAL *y, uint8_t *re
 #endif
     _mm256_storeu_si256((__m256i *)mask, _mm256_maskz_set1_epi8(relu, 1));
 #else
-    for (int k = 0; k < FNN_DROPOUT_BLOCK; k++) {
-        const REAL v = x[k];
-        const int m = v <= (REAL)0;
-        mask[k] = (uint8_t)m;
-        y[k] = (m ? (REAL)0 : v) * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
-    }
+    FNAME(relu_dropout_elems)(x, y, mask, w, scale, FNN_DROPOUT_BLOCK);
 #endif
 }
 
@@ -300,28 +338,19 @@ static void FNAME(relu_dropout_forward)(const REAL *x, REAL *y, uint8_t *restric
                                         uint64_t thr, double scale_d)
 {
     const REAL scale = (REAL)scale_d;
-    const int drop_all = thr > UINT64_C(0xFFFFFFFF);
-    const uint32_t thi = (uint32_t)(thr >> 16) & 0xFFFFu, tlo = (uint32_t)thr & 0xFFFFu;
-    const uint64_t key = fnn_mix64(seed), key2 = fnn_mix64(~key);
-    const uint64_t step = 8 * FNN_DROPOUT_GAMMA;     /* 8 hashes per block */
+    const fnn_dropout_gen gen = fnn_dropout_gen_of(seed, thr);
     const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK, rem = n % FNN_DROPOUT_BLOCK;
-    uint64_t z = key, z2 = key2;
-    for (ptrdiff_t b = 0; b < nfull; b++, z += step, z2 += step) {
-        const uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(z, z2, thi, tlo);
+    for (ptrdiff_t b = 0; b < nfull; b++) {
+        const uint32_t w = FNAME(dropout_gen_word)(&gen, b);
         bits[b] = w;
         FNAME(relu_dropout_block)(x + b * FNN_DROPOUT_BLOCK, y + b * FNN_DROPOUT_BLOCK,
                                   relu_mask + b * FNN_DROPOUT_BLOCK, w, scale);
     }
     if (rem) {                                        /* the last, partial block */
-        uint32_t w = drop_all ? 0 : FNN_DROPOUT_WORD(z, z2, thi, tlo);
-        w &= (UINT32_C(1) << rem) - 1;
+        const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
+        const uint32_t w = FNAME(dropout_gen_word)(&gen, nfull) & ((UINT32_C(1) << rem) - 1);
         bits[nfull] = w;
-        for (ptrdiff_t i = nfull * FNN_DROPOUT_BLOCK, k = 0; i < n; i++, k++) {
-            const REAL v = x[i];
-            const int m = v <= (REAL)0;
-            relu_mask[i] = (uint8_t)m;
-            y[i] = (m ? (REAL)0 : v) * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
-        }
+        FNAME(relu_dropout_elems)(x + base, y + base, relu_mask + base, w, scale, (int)rem);
     }
 }
 
@@ -363,15 +392,12 @@ static void FNAME(relu_dropout_backward)(const REAL *dout, const uint32_t *restr
         }
 #endif
 #else
-        for (int k = 0; k < FNN_DROPOUT_BLOCK; k++) {
-            const REAL t = in[k] * ((w & fnn_dropout_bit[k]) ? scale : (REAL)0);
-            out[k] = m[k] ? (REAL)0 : t;
-        }
+        FNAME(relu_dropout_back_elems)(in, m, out, w, scale, FNN_DROPOUT_BLOCK);
 #endif
     }
-    for (ptrdiff_t i = nfull * FNN_DROPOUT_BLOCK, k = 0; i < n; i++, k++) {
-        const REAL t = dout[i] * ((bits[nfull] & fnn_dropout_bit[k]) ? scale : (REAL)0);
-        dx[i] = relu_mask[i] ? (REAL)0 : t;
-    }
+    const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
+    if (n > base)                                     /* the last, partial block */
+        FNAME(relu_dropout_back_elems)(dout + base, relu_mask + base, dx + base, bits[nfull],
+                                       scale, (int)(n - base));
 }
 #undef FNN_DROPOUT_WORD
