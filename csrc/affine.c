@@ -1,4 +1,5 @@
 #include "affine.h"
+#include <immintrin.h>  /* the AVX-512 copies' masked loops */
 #define FNN_BODY "affine_body.h"
 #include "fnn_multiversion.h"
 

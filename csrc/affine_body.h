@@ -9,22 +9,76 @@
 FNN_KEEP_COPY_LOOPS
 static void FNAME(bias_fill)(const REAL *restrict b, REAL *restrict Y, ptrdiff_t N, ptrdiff_t D)
 {
+#if defined(__AVX512F__)
+    /* whole rows as vectors, the last one masked (no scalar tail per row) */
+    const ptrdiff_t V = 64 / (ptrdiff_t)sizeof(REAL);
+    for (ptrdiff_t i = 0; i < N; i++)
+        for (ptrdiff_t j = 0; j < D; j += V) {
+            const ptrdiff_t r = D - j < V ? D - j : V;
+            if (sizeof(REAL) == 4) {
+                const __mmask16 k = (__mmask16)((1ull << r) - 1);
+                _mm512_mask_storeu_ps((float *)Y + i * D + j, k,
+                                      _mm512_maskz_loadu_ps(k, (const float *)b + j));
+            } else {
+                const __mmask8 k = (__mmask8)((1u << r) - 1);
+                _mm512_mask_storeu_pd((double *)Y + i * D + j, k,
+                                      _mm512_maskz_loadu_pd(k, (const double *)b + j));
+            }
+        }
+#else
     for (ptrdiff_t i = 0; i < N; i++) {
         REAL *restrict y = Y + i * D;
         for (ptrdiff_t j = 0; j < D; j++)
             y[j] = b[j];
     }
+#endif
 }
 
+#if defined(__AVX512F__)
+/* bias_grad of NU units of 8 columns from column jb, the sums in registers down all the rows
+ * (the loop below keeps them in acc and ends each row with a scalar tail); `last`: the lanes
+ * of the last unit. The same additions in the same order. */
+static inline __attribute__((always_inline)) void FNAME(bias_grad_units)(
+        const REAL *dY, ptrdiff_t N, ptrdiff_t D, const int NU, __mmask8 last, REAL *db)
+{
+    __m512d s[FNN_UNIT_BLOCK];
+    for (int u = 0; u < NU; u++)
+        s[u] = _mm512_setzero_pd();
+    for (ptrdiff_t i = 0; i < N; i++)
+        for (int u = 0; u < NU; u++) {
+            const __mmask8 k = u == NU - 1 ? last : 0xFF;
+            const REAL *p = dY + i * D + 8 * u;
+            s[u] = _mm512_add_pd(s[u], sizeof(REAL) == 4
+                                 ? _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, (const float *)p))
+                                 : _mm512_maskz_loadu_pd(k, (const double *)p));
+        }
+    for (int u = 0; u < NU; u++) {
+        const __mmask8 k = u == NU - 1 ? last : 0xFF;
+        if (sizeof(REAL) == 4)
+            _mm256_mask_storeu_ps((float *)db + 8 * u, k, _mm512_cvtpd_ps(s[u]));
+        else
+            _mm512_mask_storeu_pd((double *)db + 8 * u, k, s[u]);
+    }
+}
+#endif
+
 /* db[j] = sum_i dY[i, j], accumulated in double, rows in order (a fixed summation order).
- * Rows are read contiguously; the column loop vectorises. acc is caller scratch of D doubles. */
+ * Rows are read contiguously; the column loop vectorises. acc is caller scratch of D doubles
+ * (not needed by the AVX-512 copy). */
 static void FNAME(bias_grad)(const REAL *restrict dY, ptrdiff_t N, ptrdiff_t D,
                              REAL *restrict db, double *restrict acc)
 {
+#if defined(__AVX512F__)
+    (void)acc;
+#define FNN_BIAS_GRAD(NU) FNAME(bias_grad_units)(dY + jb, N, D, NU, last, db + jb)
+    FNN_UNIT_BLOCKS(D, FNN_BIAS_GRAD);
+#undef FNN_BIAS_GRAD
+#else
     for (ptrdiff_t j = 0; j < D; j++) acc[j] = 0.0;
     for (ptrdiff_t i = 0; i < N; i++) {
         const REAL *row = dY + i * D;
         for (ptrdiff_t j = 0; j < D; j++) acc[j] += (ACC)row[j];
     }
     for (ptrdiff_t j = 0; j < D; j++) db[j] = (REAL)acc[j];
+#endif
 }

@@ -98,6 +98,32 @@ static inline void fnn_halves(ptrdiff_t n, int part, int parts, ptrdiff_t *lo, p
 #endif
 #define FNN_PARALLEL_BLOCKS(n, CALL) FNN_PARALLEL_BLOCKS_BY(fnn_block, n, CALL)
 
+/* AVX-512 column loops with their accumulators in registers (batch-norm sums, bias gradient):
+ * w columns in units of 8 (one double vector each), in register blocks of up to FNN_UNIT_BLOCK
+ * units. Calls body(NU) with a constant NU per block (so the block's vectors stay in registers);
+ * in scope there: jb, the block's first column, and last, the lanes of its last unit. */
+#define FNN_UNIT_BLOCK 8
+#define FNN_UNIT_BLOCKS(w, body) do {                                                        \
+        const ptrdiff_t units_ = ((w) + 7) / 8;                                             \
+        const __mmask8 tail_ = (w) % 8 ? (__mmask8)((1u << ((w) % 8)) - 1) : (__mmask8)0xFF; \
+        for (ptrdiff_t u0_ = 0; u0_ < units_; u0_ += FNN_UNIT_BLOCK) {                       \
+            const ptrdiff_t jb = 8 * u0_;                                                    \
+            const int nu_ = units_ - u0_ < FNN_UNIT_BLOCK ? (int)(units_ - u0_)             \
+                                                          : FNN_UNIT_BLOCK;                  \
+            const __mmask8 last = u0_ + nu_ == units_ ? tail_ : (__mmask8)0xFF;              \
+            switch (nu_) {                                                                   \
+            case 1: body(1); break;                                                          \
+            case 2: body(2); break;                                                          \
+            case 3: body(3); break;                                                          \
+            case 4: body(4); break;                                                          \
+            case 5: body(5); break;                                                          \
+            case 6: body(6); break;                                                          \
+            case 7: body(7); break;                                                          \
+            default: body(8); break;                                                         \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
 /* For a function whose copy loop must stay a loop: compilers turn such loops into memcpy calls,
  * which cost more than the copy on rows of a few hundred bytes. */
 #if defined(__clang__)
