@@ -321,3 +321,51 @@ def test_float32_running_statistics_follow_numpys_float32_expression():
     assert layer.running_mean.dtype == np.float32 and layer.running_var.dtype == np.float32
     np.testing.assert_array_equal(layer.running_mean, 0.9 * rm0 + (1 - 0.9) * mean)
     np.testing.assert_allclose(layer.running_var, 0.9 * rv0 + (1 - 0.9) * var, rtol=1e-6)
+
+
+_ISA_SCRIPT = r"""
+import hashlib
+import numpy as np
+from fastnn import _batchnorm, _runtime, layers
+print(_runtime.simd_path())
+h = hashlib.sha256()
+for dt in (np.float32, np.float64):
+    for N in (1, 2, 5, 100):
+        for D in range(1, 141):        # every tail, register blocks of 1 to 8 units and two blocks
+            rng = np.random.default_rng(1000 * N + D)
+            x = (rng.standard_normal((N, D)) * 3 + 5).astype(dt)
+            g, b = rng.random(D).astype(dt), rng.random(D).astype(dt)
+            y, mean, var, std = (np.empty_like(x), np.empty(D, dt), np.empty(D, dt),
+                                 np.empty(D, dt))
+            _batchnorm.forward_train(x, g, b, 1e-7, y, mean, var, std)
+            dx, dgamma, dbeta = _batchnorm.backward(rng.standard_normal((N, D)).astype(dt), x, g,
+                                                    mean, std)
+            aff = layers.Affine(rng.standard_normal((3, D)).astype(dt), b)
+            out = aff.forward(rng.standard_normal((N, 3)).astype(dt))
+            aff.backward(x)
+            for a in (y, mean, var, std, dx, dgamma, dbeta, out, aff.db):
+                h.update(a.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_avx512_copies_match_the_avx2_copies_bit_for_bit():
+    """The AVX-512 batch-norm and bias kernels (sums in registers, masked row vectors) make the
+    same additions in the same order as the plain loops of the AVX2 copy (both with FMA): the
+    same bits for every width's tail and register-block split."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    from fastnn import _runtime
+    if _runtime.simd_cpu() != "AVX-512":
+        pytest.skip("needs an AVX-512 CPU")
+    runs = [subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=subprocess_env(**extra),
+                           capture_output=True, text=True, cwd="/")
+            for extra in ({}, {"FASTNN_SIMD": "avx2"})]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    (path0, digest0), (path1, digest1) = (r.stdout.split() for r in runs)
+    assert (path0, path1) == ("AVX-512", "AVX2+FMA")
+    assert digest0 == digest1
