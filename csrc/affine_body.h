@@ -64,21 +64,22 @@ static inline __attribute__((always_inline)) void FNAME(bias_grad_units)(
 
 /* db[j] = sum_i dY[i, j], accumulated in double, rows in order (a fixed summation order).
  * Rows are read contiguously; the column loop vectorises. acc is caller scratch of D doubles
- * (not needed by the AVX-512 copy). */
+ * (not needed by the AVX-512 copy's register blocks, for data in cache). */
 static void FNAME(bias_grad)(const REAL *restrict dY, ptrdiff_t N, ptrdiff_t D,
                              REAL *restrict db, double *restrict acc)
 {
 #if defined(__AVX512F__)
-    (void)acc;
+    if (N * D * (ptrdiff_t)sizeof(REAL) <= FNN_UNIT_BLOCKS_MAX_BYTES) {
 #define FNN_BIAS_GRAD(NU) FNAME(bias_grad_units)(dY + jb, N, D, NU, last, db + jb)
-    FNN_UNIT_BLOCKS(D, FNN_BIAS_GRAD);
+        FNN_UNIT_BLOCKS(D, FNN_BIAS_GRAD);
 #undef FNN_BIAS_GRAD
-#else
+        return;
+    }
+#endif
     for (ptrdiff_t j = 0; j < D; j++) acc[j] = 0.0;
     for (ptrdiff_t i = 0; i < N; i++) {
         const REAL *row = dY + i * D;
         for (ptrdiff_t j = 0; j < D; j++) acc[j] += (ACC)row[j];
     }
     for (ptrdiff_t j = 0; j < D; j++) db[j] = (REAL)acc[j];
-#endif
 }

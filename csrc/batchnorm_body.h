@@ -241,7 +241,7 @@ static inline void FNAME(bn_shifted_sums)(const REAL *restrict x, ptrdiff_t D, p
                                           ACC *restrict s1, ACC *restrict s2)
 {
 #if defined(__AVX512F__)
-    if (r1 > r0) {
+    if (r1 > r0 && (r1 - r0) * D * (ptrdiff_t)sizeof(REAL) <= FNN_UNIT_BLOCKS_MAX_BYTES) {
 #define FNN_BN_SUMS(NU) FNAME(bn_sums_units)(x + j0 + jb, D, r0, r1, NU, last, s1 + jb, s2 + jb)
         FNN_UNIT_BLOCKS(w, FNN_BN_SUMS);
 #undef FNN_BN_SUMS
@@ -475,11 +475,14 @@ static inline void FNAME(bn_back_sums)(const REAL *restrict dout, const REAL *re
                                        ACC *restrict s2)
 {
 #if defined(__AVX512F__)
+    if (N * D * (ptrdiff_t)sizeof(REAL) <= FNN_UNIT_BLOCKS_MAX_BYTES) {
 #define FNN_BN_BACK(NU) FNAME(bn_back_units)(dout + j0 + jb, x + j0 + jb, mean + j0 + jb, N, D, \
                                              NU, last, s1 + jb, s2 + jb)
-    FNN_UNIT_BLOCKS(w, FNN_BN_BACK);
+        FNN_UNIT_BLOCKS(w, FNN_BN_BACK);
 #undef FNN_BN_BACK
-#else
+        return;
+    }
+#endif
     ACC md[FNN_BN_TILE];
     for (ptrdiff_t j = 0; j < w; j++) {
         s1[j] = 0;
@@ -511,7 +514,6 @@ static inline void FNAME(bn_back_sums)(const REAL *restrict dout, const REAL *re
             s2[j] += ga * ((ACC)x0[j] - md[j]);
         }
     }
-#endif
 }
 
 /* Columns (features) [lo, hi) of batchnorm_backward. */
