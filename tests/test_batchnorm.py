@@ -330,21 +330,22 @@ from fastnn import _batchnorm, _runtime, layers
 print(_runtime.simd_path())
 h = hashlib.sha256()
 for dt in (np.float32, np.float64):
-    for N in (1, 2, 5, 100):
-        for D in range(1, 141):        # every tail, register blocks of 1 to 8 units and two blocks
-            rng = np.random.default_rng(1000 * N + D)
-            x = (rng.standard_normal((N, D)) * 3 + 5).astype(dt)
-            g, b = rng.random(D).astype(dt), rng.random(D).astype(dt)
-            y, mean, var, std = (np.empty_like(x), np.empty(D, dt), np.empty(D, dt),
-                                 np.empty(D, dt))
-            _batchnorm.forward_train(x, g, b, 1e-7, y, mean, var, std)
-            dx, dgamma, dbeta = _batchnorm.backward(rng.standard_normal((N, D)).astype(dt), x, g,
-                                                    mean, std)
-            aff = layers.Affine(rng.standard_normal((3, D)).astype(dt), b)
-            out = aff.forward(rng.standard_normal((N, 3)).astype(dt))
-            aff.backward(x)
-            for a in (y, mean, var, std, dx, dgamma, dbeta, out, aff.db):
-                h.update(a.tobytes())
+    shapes = [(N, D) for N in (1, 2, 5, 100)
+              for D in range(1, 141)]  # every tail, register blocks of 1 to 8 units and two blocks
+    for N, D in shapes + [(1000, 65), (1000, 130)]:   # and above 256 KB: the row sweeps
+        rng = np.random.default_rng(1000 * N + D)
+        x = (rng.standard_normal((N, D)) * 3 + 5).astype(dt)
+        g, b = rng.random(D).astype(dt), rng.random(D).astype(dt)
+        y, mean, var, std = (np.empty_like(x), np.empty(D, dt), np.empty(D, dt),
+                             np.empty(D, dt))
+        _batchnorm.forward_train(x, g, b, 1e-7, y, mean, var, std)
+        dx, dgamma, dbeta = _batchnorm.backward(rng.standard_normal((N, D)).astype(dt), x, g,
+                                                mean, std)
+        aff = layers.Affine(rng.standard_normal((3, D)).astype(dt), b)
+        out = aff.forward(rng.standard_normal((N, 3)).astype(dt))
+        aff.backward(x)
+        for a in (y, mean, var, std, dx, dgamma, dbeta, out, aff.db):
+            h.update(a.tobytes())
 print(h.hexdigest())
 """
 
