@@ -9,29 +9,11 @@
 FNN_KEEP_COPY_LOOPS
 static void FNAME(bias_fill)(const REAL *restrict b, REAL *restrict Y, ptrdiff_t N, ptrdiff_t D)
 {
-#if defined(__AVX512F__)
-    /* whole rows as vectors, the last one masked (no scalar tail per row) */
-    const ptrdiff_t V = 64 / (ptrdiff_t)sizeof(REAL);
-    for (ptrdiff_t i = 0; i < N; i++)
-        for (ptrdiff_t j = 0; j < D; j += V) {
-            const ptrdiff_t r = D - j < V ? D - j : V;
-            if (sizeof(REAL) == 4) {
-                const __mmask16 k = (__mmask16)((1ull << r) - 1);
-                _mm512_mask_storeu_ps((float *)Y + i * D + j, k,
-                                      _mm512_maskz_loadu_ps(k, (const float *)b + j));
-            } else {
-                const __mmask8 k = (__mmask8)((1u << r) - 1);
-                _mm512_mask_storeu_pd((double *)Y + i * D + j, k,
-                                      _mm512_maskz_loadu_pd(k, (const double *)b + j));
-            }
-        }
-#else
     for (ptrdiff_t i = 0; i < N; i++) {
         REAL *restrict y = Y + i * D;
         for (ptrdiff_t j = 0; j < D; j++)
             y[j] = b[j];
     }
-#endif
 }
 
 #if defined(__AVX512F__)

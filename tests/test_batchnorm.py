@@ -351,9 +351,9 @@ print(h.hexdigest())
 
 
 def test_avx512_copies_match_the_avx2_copies_bit_for_bit():
-    """The AVX-512 batch-norm and bias kernels (sums in registers, masked row vectors) make the
-    same additions in the same order as the plain loops of the AVX2 copy (both with FMA): the
-    same bits for every width's tail and register-block split."""
+    """The AVX-512 batch-norm and bias-gradient sums (accumulators in registers) make the same
+    additions in the same order as the plain loops of the AVX2 copy (both with FMA): the same
+    bits for every width's tail and register-block split."""
     import subprocess
     import sys
 
