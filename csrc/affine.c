@@ -1,5 +1,7 @@
 #include "affine.h"
-#include <immintrin.h>  /* the AVX-512 copies' masked loops */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>  /* the AVX-512 copies' register-blocked bias gradient */
+#endif
 #define FNN_BODY "affine_body.h"
 #include "fnn_multiversion.h"
 
