@@ -27,13 +27,9 @@ static inline __attribute__((always_inline)) void FNAME(bias_grad_units)(
     for (int u = 0; u < NU; u++)
         s[u] = _mm512_setzero_pd();
     for (ptrdiff_t i = 0; i < N; i++)
-        for (int u = 0; u < NU; u++) {
-            const __mmask8 k = u == NU - 1 ? last : 0xFF;
-            const REAL *p = dY + i * D + 8 * u;
-            s[u] = _mm512_add_pd(s[u], sizeof(REAL) == 4
-                                 ? _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, (const float *)p))
-                                 : _mm512_maskz_loadu_pd(k, (const double *)p));
-        }
+        for (int u = 0; u < NU; u++)
+            s[u] = _mm512_add_pd(s[u], FNN_UNIT_LOAD(dY + i * D + 8 * u,
+                                                     u == NU - 1 ? last : 0xFF));
     for (int u = 0; u < NU; u++) {
         const __mmask8 k = u == NU - 1 ? last : 0xFF;
         if (sizeof(REAL) == 4)

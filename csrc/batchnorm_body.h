@@ -138,13 +138,6 @@ static inline int FNAME(bn_threads)(ptrdiff_t N, ptrdiff_t D, int n_threads)
  * stay in registers down all the rows: units of 8 features, one double vector each (a float
  * unit is converted on loading), the last unit masked (FNN_UNIT_BLOCKS, fnn_common.h). */
 
-/* 8 elements from p (the lanes in m; 0 elsewhere), as doubles. */
-static inline __m512d FNAME(bn_load8)(const REAL *p, __mmask8 m)
-{
-    return sizeof(REAL) == 4 ? _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, (const float *)p))
-                             : _mm512_maskz_loadu_pd(m, (const double *)p);
-}
-
 /* Forward shifted sums (bn_shifted_sums) of NU units at x (a row's first feature of the block);
  * `last`: the lanes of the last unit. r1 > r0. */
 static inline __attribute__((always_inline)) void FNAME(bn_sums_units)(
@@ -153,14 +146,14 @@ static inline __attribute__((always_inline)) void FNAME(bn_sums_units)(
 {
     __m512d k[FNN_UNIT_BLOCK], a[FNN_UNIT_BLOCK], b[FNN_UNIT_BLOCK];
     for (int u = 0; u < NU; u++) {
-        k[u] = FNAME(bn_load8)(x + r0 * D + 8 * u, u == NU - 1 ? last : 0xFF);
+        k[u] = FNN_UNIT_LOAD(x + r0 * D + 8 * u, u == NU - 1 ? last : 0xFF);
         a[u] = _mm512_setzero_pd();
         b[u] = _mm512_setzero_pd();
     }
     for (ptrdiff_t i = r0 + 1; i < r1; i++)
         for (int u = 0; u < NU; u++) {
-            __m512d d = _mm512_sub_pd(FNAME(bn_load8)(x + i * D + 8 * u,
-                                                      u == NU - 1 ? last : 0xFF), k[u]);
+            __m512d d = _mm512_sub_pd(FNN_UNIT_LOAD(x + i * D + 8 * u, u == NU - 1 ? last : 0xFF),
+                                      k[u]);
             a[u] = _mm512_add_pd(a[u], d);
             b[u] = _mm512_fmadd_pd(d, d, b[u]);
         }
@@ -178,16 +171,16 @@ static inline __attribute__((always_inline)) void FNAME(bn_back_units)(
 {
     __m512d m[FNN_UNIT_BLOCK], a[FNN_UNIT_BLOCK], b[FNN_UNIT_BLOCK];
     for (int u = 0; u < NU; u++) {
-        m[u] = FNAME(bn_load8)(mean + 8 * u, u == NU - 1 ? last : 0xFF);
+        m[u] = FNN_UNIT_LOAD(mean + 8 * u, u == NU - 1 ? last : 0xFF);
         a[u] = _mm512_setzero_pd();
         b[u] = _mm512_setzero_pd();
     }
     for (ptrdiff_t i = 0; i < N; i++)
         for (int u = 0; u < NU; u++) {
             const __mmask8 mu = u == NU - 1 ? last : 0xFF;
-            __m512d gv = FNAME(bn_load8)(g + i * D + 8 * u, mu);
+            __m512d gv = FNN_UNIT_LOAD(g + i * D + 8 * u, mu);
             a[u] = _mm512_add_pd(a[u], gv);
-            b[u] = _mm512_fmadd_pd(gv, _mm512_sub_pd(FNAME(bn_load8)(x + i * D + 8 * u, mu),
+            b[u] = _mm512_fmadd_pd(gv, _mm512_sub_pd(FNN_UNIT_LOAD(x + i * D + 8 * u, mu),
                                                      m[u]), b[u]);
         }
     for (int u = 0; u < NU; u++) {

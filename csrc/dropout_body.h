@@ -354,6 +354,39 @@ static void FNAME(relu_dropout_forward)(const REAL *x, REAL *y, uint8_t *restric
     }
 }
 
+/* One whole block of the backward: relu_dropout_back_elems of its 32 elements. */
+static inline void FNAME(relu_dropout_back_block)(const REAL *dout, const uint8_t *restrict mask,
+                                                  REAL *dx, uint32_t w, REAL scale)
+{
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    /* (GCC leaves the element loop scalar, with a branch per element) */
+    const __m128i ones = _mm_set1_epi8(1);
+#if FNN_IS_F32
+    const __m512 vs = _mm512_set1_ps(scale), zero = _mm512_setzero_ps();
+    for (int c = 0; c < 2; c++) {
+        const __mmask16 keep = (__mmask16)(w >> (16 * c));
+        const __mmask16 relu = _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)(mask + 16 * c)),
+                                                  ones);
+        const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(dout + 16 * c),
+                                       _mm512_mask_blend_ps(keep, zero, vs));
+        _mm512_storeu_ps(dx + 16 * c, _mm512_maskz_mov_ps((__mmask16)~relu, t));
+    }
+#else
+    const __m512d vs = _mm512_set1_pd(scale), zero = _mm512_setzero_pd();
+    for (int c = 0; c < 4; c++) {
+        const __mmask8 keep = (__mmask8)(w >> (8 * c));
+        const __mmask8 relu = (__mmask8)_mm_test_epi8_mask(
+            _mm_loadl_epi64((const __m128i *)(mask + 8 * c)), ones);
+        const __m512d t = _mm512_mul_pd(_mm512_loadu_pd(dout + 8 * c),
+                                        _mm512_mask_blend_pd(keep, zero, vs));
+        _mm512_storeu_pd(dx + 8 * c, _mm512_maskz_mov_pd((__mmask8)~relu, t));
+    }
+#endif
+#else
+    FNAME(relu_dropout_back_elems)(dout, mask, dx, w, scale, FNN_DROPOUT_BLOCK);
+#endif
+}
+
 /* Backward of n elements: dx = relu_mask ? 0 : dout * (kept ? scale : 0). dx may be dout. One
  * thread. */
 static void FNAME(relu_dropout_backward)(const REAL *dout, const uint32_t *restrict bits,
@@ -362,39 +395,10 @@ static void FNAME(relu_dropout_backward)(const REAL *dout, const uint32_t *restr
 {
     const REAL scale = (REAL)scale_d;
     const ptrdiff_t nfull = n / FNN_DROPOUT_BLOCK;
-    for (ptrdiff_t b = 0; b < nfull; b++) {
-        const REAL *in = dout + b * FNN_DROPOUT_BLOCK;
-        REAL *out = dx + b * FNN_DROPOUT_BLOCK;
-        const uint8_t *restrict m = relu_mask + b * FNN_DROPOUT_BLOCK;
-        const uint32_t w = bits[b];
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        /* (GCC leaves the loop below scalar, with a branch per element) */
-        const __m128i ones = _mm_set1_epi8(1);
-#if FNN_IS_F32
-        const __m512 vs = _mm512_set1_ps(scale), zero = _mm512_setzero_ps();
-        for (int c = 0; c < 2; c++) {
-            const __mmask16 keep = (__mmask16)(w >> (16 * c));
-            const __mmask16 relu = _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)(m + 16 * c)),
-                                                      ones);
-            const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(in + 16 * c),
-                                           _mm512_mask_blend_ps(keep, zero, vs));
-            _mm512_storeu_ps(out + 16 * c, _mm512_maskz_mov_ps((__mmask16)~relu, t));
-        }
-#else
-        const __m512d vs = _mm512_set1_pd(scale), zero = _mm512_setzero_pd();
-        for (int c = 0; c < 4; c++) {
-            const __mmask8 keep = (__mmask8)(w >> (8 * c));
-            const __mmask8 relu = (__mmask8)_mm_test_epi8_mask(
-                _mm_loadl_epi64((const __m128i *)(m + 8 * c)), ones);
-            const __m512d t = _mm512_mul_pd(_mm512_loadu_pd(in + 8 * c),
-                                            _mm512_mask_blend_pd(keep, zero, vs));
-            _mm512_storeu_pd(out + 8 * c, _mm512_maskz_mov_pd((__mmask8)~relu, t));
-        }
-#endif
-#else
-        FNAME(relu_dropout_back_elems)(in, m, out, w, scale, FNN_DROPOUT_BLOCK);
-#endif
-    }
+    for (ptrdiff_t b = 0; b < nfull; b++)
+        FNAME(relu_dropout_back_block)(dout + b * FNN_DROPOUT_BLOCK,
+                                       relu_mask + b * FNN_DROPOUT_BLOCK,
+                                       dx + b * FNN_DROPOUT_BLOCK, bits[b], scale);
     const ptrdiff_t base = nfull * FNN_DROPOUT_BLOCK;
     if (n > base)                                     /* the last, partial block */
         FNAME(relu_dropout_back_elems)(dout + base, relu_mask + base, dx + base, bits[nfull],
