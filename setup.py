@@ -26,14 +26,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KERNELS = {
     "_runtime": ["csrc/runtime.c"],
     "_layerstate": [],      # (no kernels: the layers' per-step state as C members)
-    "_affine": ["csrc/affine.c"],
+    "_affine": ["csrc/affine.c", "csrc/gemm.c"],
     "_activations": ["csrc/activations.c"],
     "_softmax_xent": ["csrc/softmax_xent.c"],
     "_dropout": ["csrc/dropout.c"],
     "_optim": ["csrc/optim.c"],
     "_batchnorm": ["csrc/batchnorm.c"],
     # a network's whole training pass, calling the kernel families above (its own copy of them)
-    "_netstep": ["csrc/netstep.c", "csrc/affine.c", "csrc/activations.c", "csrc/batchnorm.c",
+    "_netstep": ["csrc/netstep.c", "csrc/gemm.c", "csrc/affine.c", "csrc/activations.c", "csrc/batchnorm.c",
                  "csrc/dropout.c", "csrc/softmax_xent.c", "csrc/optim.c"],
 }
 

@@ -6,6 +6,7 @@
 #include "batchnorm.h"
 #include "dropout.h"
 #include "softmax_xent.h"
+#include "gemm.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FNN_SPIN_PAUSE() _mm_pause()
@@ -25,24 +26,6 @@
 #else
 #define FNN_NETSTEP_TWO_THREADS 0
 #endif
-
-/* C (m x n) = alpha op(A) op(B) + beta C, row-major with row strides lda, ldb, ldc (elements).
- * A row-major matrix is the column-major transpose, so the column-major BLAS computes
- * C^T = op(B)^T op(A)^T: the operands swap (as fastnn/_blas.pxd does). */
-static void gemm_rm(const fnn_blas *blas, int dbl, int ta, int tb, int m, int n, int k,
-                    double alpha, const void *A, int lda, const void *B, int ldb, double beta,
-                    void *C, int ldc)
-{
-    char cta = tb ? 'T' : 'N', ctb = ta ? 'T' : 'N';
-    if (dbl) {
-        blas->dgemm(&cta, &ctb, &n, &m, &k, &alpha, (double *)B, &ldb, (double *)A, &lda, &beta,
-                    (double *)C, &ldc);
-    } else {
-        float af = (float)alpha, bf = (float)beta;
-        blas->sgemm(&cta, &ctb, &n, &m, &k, &af, (float *)B, &ldb, (float *)A, &lda, &bf,
-                    (float *)C, &ldc);
-    }
-}
 
 /* Running statistics of a BatchNormalization op's features [lo, hi). */
 static void running_updates(const fnn_op *op, int dbl, ptrdiff_t lo, ptrdiff_t hi)
@@ -86,7 +69,7 @@ static void forward_rows(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas,
         char *y = (char *)op->y + lo * item;
         if (dbl) fnn_bias_fill_f64(op->b, (double *)y, r1 - r0, op->d_out);
         else fnn_bias_fill_f32(op->b, (float *)y, r1 - r0, op->d_out);
-        gemm_rm(blas, dbl, 0, 0, (int)(r1 - r0), (int)op->d_out, (int)op->d_in, 1.0,
+        fnn_gemm(blas, dbl, 0, 0, (int)(r1 - r0), (int)op->d_out, (int)op->d_in, 1.0,
                 (const char *)op->x + r0 * op->d_in * item, (int)op->d_in, op->W,
                 (int)op->d_out, 1.0, y, (int)op->d_out);
         break;
@@ -167,7 +150,7 @@ static void affine_dW_rows(const fnn_op *op, ptrdiff_t N, int dbl, const fnn_bla
     const size_t item = dbl ? sizeof(double) : sizeof(float);
     if (k1 <= k0)
         return;
-    gemm_rm(blas, dbl, 1, 0, (int)(k1 - k0), (int)op->d_out, (int)N, 1.0,
+    fnn_gemm(blas, dbl, 1, 0, (int)(k1 - k0), (int)op->d_out, (int)N, 1.0,
             (const char *)op->x + k0 * item, (int)op->d_in, op->dout, (int)op->d_out, 0.0,
             (char *)op->dW + k0 * op->d_out * item, (int)op->d_out);
 }
@@ -189,8 +172,8 @@ static void *chain_backward(fnn_op *op, void *d, void *dx, ptrdiff_t N, int dbl,
     case FNN_OP_AFFINE:
         if (!op->need_dx)
             return NULL;
-        gemm_rm(blas, dbl, 0, 1, (int)N, (int)op->d_in, (int)op->d_out, 1.0, d, (int)op->d_out,
-                op->W, (int)op->d_out, 0.0, dx, (int)op->d_in);
+        fnn_gemm_bt(blas, dbl, (int)N, (int)op->d_in, (int)op->d_out, 1.0, d, (int)op->d_out,
+                    op->W, (int)op->d_out, 0.0, dx, (int)op->d_in, op->Wt);
         return dx;
     case FNN_OP_BATCHNORM:
         if (dbl)
@@ -383,7 +366,7 @@ static void first_forward_rows(const fnn_op *op, ptrdiff_t N, int dbl, const fnn
         if (dbl) fnn_bias_fill_f64(op->b, (double *)op->y, N, M);
         else fnn_bias_fill_f32(op->b, (float *)op->y, N, M);
     }
-    gemm_rm(blas, dbl, 0, 0, (int)N, (int)M, (int)(hi - lo), 1.0, (const char *)op->x + lo * item,
+    fnn_gemm(blas, dbl, 0, 0, (int)N, (int)M, (int)(hi - lo), 1.0, (const char *)op->x + lo * item,
             (int)K, (const char *)op->W + lo * M * item, (int)M, part == 0 ? 1.0 : 0.0,
             part == 0 ? op->y : partial, (int)M);
     spin_barrier_wait(barrier, sense);
@@ -572,6 +555,31 @@ static double pass_two_threads(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl,
 }
 #endif
 
+/* The BLAS descriptor for one pass: GEMMs split into small blocks (fnn_gemm) where each runs on
+ * one BLAS thread. The serial schedules split as the layers do (fastnn._affine): when the
+ * user's BLAS runs on one thread (not when a pass set it so for itself: the saved count), so that
+ * a serial pass stays bitwise the layer-by-layer path; the two-thread schedules (rounding as
+ * they may) whenever the BLAS has small kernels. */
+static fnn_blas pass_blas(const fnn_blas *blas, int two_threads)
+{
+    fnn_blas b = *blas;
+    int single = 0;
+    if (two_threads) {
+        single = 1;
+    } else if (blas->get_threads != NULL) {
+#if FNN_NETSTEP_TWO_THREADS
+        while (__atomic_exchange_n(&blas_lock, 1, __ATOMIC_ACQUIRE))
+            FNN_YIELD();
+        single = (blas_users > 0 ? blas_saved_threads : blas->get_threads()) == 1;
+        __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
+#else
+        single = fnn_gemm_blas_single(blas);
+#endif
+    }
+    b.split = single;
+    return b;
+}
+
 int fnn_netstep_two_threads_built(void)
 {
     return FNN_NETSTEP_TWO_THREADS;
@@ -671,12 +679,14 @@ void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_b
 #if FNN_NETSTEP_TWO_THREADS
     if (n_threads >= 2 && policy != FNN_PASS_N_THREADS && blas->set_threads != NULL
             && blas->get_threads != NULL) {
+        const int two = policy == FNN_PASS_TWO_THREADS && N >= 2;
+        const fnn_blas b = pass_blas(blas, two);
         blas_single_begin(blas);
-        if (policy == FNN_PASS_TWO_THREADS && N >= 2) {
-            *schedule = infer_two_threads(ops, n_ops, N, dbl, blas);
+        if (two) {
+            *schedule = infer_two_threads(ops, n_ops, N, dbl, &b);
         } else {
             for (int i = 0; i < n_ops; i++)
-                infer_op(&ops[i], N, dbl, blas, 1);
+                infer_op(&ops[i], N, dbl, &b, 1);
         }
         blas_single_end(blas);
         return;
@@ -684,8 +694,9 @@ void fnn_netstep_infer(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_b
 #else
     (void)policy;
 #endif
+    const fnn_blas b = pass_blas(blas, 0);
     for (int i = 0; i < n_ops; i++)
-        infer_op(&ops[i], N, dbl, blas, n_threads);
+        infer_op(&ops[i], N, dbl, &b, n_threads);
 }
 
 double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_blas *blas,
@@ -700,15 +711,17 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
     if (n_threads >= 2 && policy != FNN_PASS_N_THREADS && blas->set_threads != NULL
             && blas->get_threads != NULL) {
         if (policy == FNN_PASS_ONE_THREAD) {
+            const fnn_blas b = pass_blas(blas, 0);
             blas_single_begin(blas);
-            loss = pass_serial(ops, n_ops, N, dbl, blas, sm, d_last, acc, 1, upd, updated);
+            loss = pass_serial(ops, n_ops, N, dbl, &b, sm, d_last, acc, 1, upd, updated);
             blas_single_end(blas);
             return loss;
         }
         if (ready != NULL && bn_sums != NULL) {
+            const fnn_blas b = pass_blas(blas, 1);
             memset(ready, 0, (size_t)n_ops * sizeof(int));
             blas_single_begin(blas);
-            loss = pass_two_threads(ops, n_ops, N, dbl, blas, sm, d_last, acc, ready, partial,
+            loss = pass_two_threads(ops, n_ops, N, dbl, &b, sm, d_last, acc, ready, partial,
                                     bn_sums, upd, updated);
             blas_single_end(blas);
             *schedule = 2;
@@ -721,5 +734,6 @@ double fnn_netstep_pass(fnn_op *ops, int n_ops, ptrdiff_t N, int dbl, const fnn_
     (void)partial;
     (void)bn_sums;
 #endif
-    return pass_serial(ops, n_ops, N, dbl, blas, sm, d_last, acc, n_threads, upd, updated);
+    const fnn_blas b = pass_blas(blas, 0);
+    return pass_serial(ops, n_ops, N, dbl, &b, sm, d_last, acc, n_threads, upd, updated);
 }

@@ -22,25 +22,12 @@
 #define FNN_NETSTEP_H
 #include <stddef.h>
 #include <stdint.h>
+#include "gemm.h"
 #include "optim.h"
 
 enum { FNN_OP_AFFINE = 0, FNN_OP_BATCHNORM = 1, FNN_OP_RELU = 2, FNN_OP_SIGMOID = 3,
        FNN_OP_DROPOUT = 4 };
 
-/* Fortran BLAS GEMM (column-major), as scipy.linalg.cython_blas exports it. */
-typedef void (*fnn_sgemm_fn)(char *ta, char *tb, int *m, int *n, int *k, float *alpha, float *a,
-                             int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
-typedef void (*fnn_dgemm_fn)(char *ta, char *tb, int *m, int *n, int *k, double *alpha,
-                             double *a, int *lda, double *b, int *ldb, double *beta, double *c,
-                             int *ldc);
-typedef void (*fnn_set_threads_fn)(int);
-typedef int (*fnn_get_threads_fn)(void);
-typedef struct {
-    fnn_sgemm_fn sgemm;
-    fnn_dgemm_fn dgemm;
-    fnn_set_threads_fn set_threads;   /* the BLAS's thread-count setter and getter, or NULL */
-    fnn_get_threads_fn get_threads;
-} fnn_blas;
 
 /* One layer of the chain. Arrays are row-major; rows: the pass's N. */
 typedef struct {
@@ -56,6 +43,8 @@ typedef struct {
     /* Affine */
     void *W, *b, *dW, *db;
     int need_dx;
+    void *Wt;                   /* scratch for W's transpose in the dx product (fnn_gemm_bt;
+                                 * d_in * d_out elements, shared by the ops) or NULL */
     /* BatchNormalization */
     void *gamma, *beta, *mean, *var, *std, *dgamma, *dbeta;
     void *rm_old, *rv_old, *rm_new, *rv_new;

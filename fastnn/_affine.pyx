@@ -2,7 +2,8 @@
 cimport numpy as cnp
 import numpy as np
 from fastnn._checks cimport float_code, contiguous, check_output, check_same_dtype
-from fastnn._blas cimport gemm_rowmajor, blas_int
+from fastnn._blas cimport (gemm_rowmajor, blas_int, fnn_blas, blas_describe, blas_now, fnn_gemm,
+                           fnn_gemm_bt, fnn_gemm_bt_scratch)
 
 cnp.import_array()
 
@@ -13,6 +14,26 @@ cdef extern from "affine.h" nogil:
     void fnn_bias_grad_f64(const double *dY, Py_ssize_t N, Py_ssize_t D, double *db, double *acc)
 
 cdef Py_ssize_t BLAS_INT_MAX = 2147483647
+
+cdef fnn_blas _BLAS
+blas_describe(&_BLAS)
+
+
+cdef inline void _dx_product(const fnn_blas *call, bint dbl, Py_ssize_t N, Py_ssize_t K,
+                             Py_ssize_t M, const void *pd, const void *pW, void *pdx,
+                             void *scratch) noexcept nogil:
+    """dx (N, K) = dout (N, M) · Wᵀ (W: K×M), through W's transpose in scratch (K·M elements)
+    where fnn_gemm_bt takes it that way (_wt_scratch)."""
+    fnn_gemm_bt(call, dbl, <int>N, <int>K, <int>M, 1.0, pd, <int>M, pW, <int>M, 0.0, pdx,
+                <int>K, scratch)
+
+
+cdef object _wt_scratch(const fnn_blas *call, object dtype, Py_ssize_t N, Py_ssize_t K,
+                        Py_ssize_t M):
+    """The scratch _dx_product needs for these sizes, or None."""
+    if fnn_gemm_bt_scratch(call, <int>N, <int>K, <int>M):
+        return np.empty(K * M, dtype=dtype)
+    return None
 
 
 cdef int _check_dims(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) except -1:
@@ -64,13 +85,14 @@ def affine_forward(x, W, b, out=None):
     cdef void *pW = cnp.PyArray_DATA(Wc)
     cdef void *pb = cnp.PyArray_DATA(bc)
     cdef void *po = cnp.PyArray_DATA(o)
+    cdef fnn_blas call = blas_now(&_BLAS)
     with nogil:
         if code == 0:
             fnn_bias_fill_f32(<float *>pb, <float *>po, N, M)
         else:
             fnn_bias_fill_f64(<double *>pb, <double *>po, N, M)
         if N > 0 and M > 0 and K > 0:
-            gemm_rowmajor(code == 1, False, False, <blas_int>N, <blas_int>M, <blas_int>K,
+            gemm_rowmajor(&call, code == 1, False, False, <blas_int>N, <blas_int>M, <blas_int>K,
                           1.0, px, pW, 1.0, po)
     return out
 
@@ -138,17 +160,19 @@ def affine_backward(dout, x, W, bint need_dx=True, dW_out=None, db_out=None, dx_
     cdef void *pdb = cnp.PyArray_DATA(db)
     cdef double *pacc = <double *>cnp.PyArray_DATA(acc)
     cdef void *pdx = cnp.PyArray_DATA(dx) if need_dx else NULL
+    cdef fnn_blas call = blas_now(&_BLAS)
+    cdef object wt = _wt_scratch(&call, d.dtype, N, K, M) if need_dx else None
+    cdef void *pwt = cnp.PyArray_DATA(<cnp.ndarray>wt) if wt is not None else NULL
     with nogil:
         if K > 0 and M > 0:
             if N > 0:
-                gemm_rowmajor(code == 1, True, False, <blas_int>K, <blas_int>M, <blas_int>N,
+                gemm_rowmajor(&call, code == 1, True, False, <blas_int>K, <blas_int>M, <blas_int>N,
                               1.0, px, pd, 0.0, pdW)
             else:
                 memset_zero(pdW, K * M * (8 if code == 1 else 4))
         if need_dx and N > 0 and K > 0:
             if M > 0:
-                gemm_rowmajor(code == 1, False, True, <blas_int>N, <blas_int>K, <blas_int>M,
-                              1.0, pd, pW, 0.0, pdx)
+                _dx_product(&call, code == 1, N, K, M, pd, pW, pdx, pwt)
             else:
                 memset_zero(pdx, N * K * (8 if code == 1 else 4))
         if code == 0:
@@ -165,11 +189,12 @@ cdef inline void memset_zero(void *p, Py_ssize_t nbytes) noexcept nogil:
     memset(p, 0, <size_t>nbytes)
 
 
-def gemm_floor(x, W, dout, y, dx, dW):
+def gemm_floor(x, W, dout, y, dx, dW, bint plain=False):
     """Benchmark helper: only the three GEMMs of Affine forward+backward, into preallocated
     C-contiguous outputs (``y = x·W``, ``dx = dout·Wᵀ``, ``dW = xᵀ·dout``; ``dx=None`` skips that
     one, as for a network's first layer). This is the floor the layer's time is compared with;
-    it validates dtypes and shapes like the layer does."""
+    it validates dtypes and shapes like the layer does, and calls the BLAS as the layer does
+    (csrc/gemm.h), or, if ``plain``, once per product (no small-kernel blocks)."""
     cdef int code = float_code(x, "x")
     cdef cnp.ndarray xc = contiguous(<cnp.ndarray>x)
     cdef cnp.ndarray Wc = contiguous(<cnp.ndarray>W)
@@ -195,9 +220,58 @@ def gemm_floor(x, W, dout, y, dx, dW):
     cdef void *pdW = cnp.PyArray_DATA(<cnp.ndarray>dW)
     if N == 0 or K == 0 or M == 0:
         return
+    cdef fnn_blas call = blas_now(&_BLAS)
+    if plain:
+        call.split = 0
+    cdef object wt = _wt_scratch(&call, xc.dtype, N, K, M) if dx is not None else None
+    cdef void *pwt = cnp.PyArray_DATA(<cnp.ndarray>wt) if wt is not None else NULL
     with nogil:
-        gemm_rowmajor(code == 1, False, False, <blas_int>N, <blas_int>M, <blas_int>K, 1.0, px, pW, 0.0, py)
-        gemm_rowmajor(code == 1, True, False, <blas_int>K, <blas_int>M, <blas_int>N, 1.0, px, pd, 0.0, pdW)
+        gemm_rowmajor(&call, code == 1, False, False, <blas_int>N, <blas_int>M, <blas_int>K, 1.0, px, pW, 0.0, py)
+        gemm_rowmajor(&call, code == 1, True, False, <blas_int>K, <blas_int>M, <blas_int>N, 1.0, px, pd, 0.0, pdW)
         if pdx != NULL:
-            gemm_rowmajor(code == 1, False, True, <blas_int>N, <blas_int>K, <blas_int>M, 1.0, pd,
-                          pW, 0.0, pdx)
+            _dx_product(&call, code == 1, N, K, M, pd, pW, pdx, pwt)
+
+
+def _set_small_mnk(double small_mnk):
+    """Test hook: set the m·n·k up to which this module's GEMMs take the BLAS's small kernels
+    (csrc/gemm.h; 0: never split); returns the previous value."""
+    old = _BLAS.small_mnk
+    _BLAS.small_mnk = small_mnk
+    return old
+
+
+def _gemm(a, b, c, bint trans_a, bint trans_b, double alpha, double beta, bint split):
+    """Test hook: ``c = alpha·op(a)·op(b) + beta·c`` through fnn_gemm (fnn_gemm_bt, with its
+    scratch, if trans_b; not both transposed), split into small-kernel blocks if ``split``
+    (whatever the BLAS's thread count). a, b, c: C-contiguous 2-D arrays of one float dtype, no
+    dimension 0."""
+    cdef int code = float_code(c, "c")
+    if trans_a and trans_b:
+        raise ValueError("trans_a and trans_b together are not supported")
+    for arr, name in ((a, "a"), (b, "b"), (c, "c")):
+        float_code(arr, name)
+        if arr.dtype != c.dtype or arr.ndim != 2 or not arr.flags.c_contiguous:
+            raise ValueError("%s must be a C-contiguous 2-D array of c's dtype" % name)
+    if not c.flags.writeable:
+        raise ValueError("c must be writeable")
+    cdef Py_ssize_t m = c.shape[0], n = c.shape[1]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    if ((a.shape[1] if trans_a else a.shape[0]) != m
+            or (b.shape[1] if trans_b else b.shape[0]) != k
+            or (b.shape[0] if trans_b else b.shape[1]) != n or m == 0 or n == 0 or k == 0):
+        raise ValueError("shapes do not match: a %s, b %s, c %s" % (a.shape, b.shape, c.shape))
+    _check_dims(m, k, n)
+    cdef fnn_blas call = _BLAS
+    call.split = split
+    cdef object wt = (_wt_scratch(&call, c.dtype, m, n, k) if trans_b else None)
+    cdef void *pwt = cnp.PyArray_DATA(<cnp.ndarray>wt) if wt is not None else NULL
+    cdef void *pa = cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef void *pb = cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef void *pc = cnp.PyArray_DATA(<cnp.ndarray>c)
+    with nogil:
+        if trans_b:
+            fnn_gemm_bt(&call, code == 1, <int>m, <int>n, <int>k, alpha, pa, <int>k, pb, <int>k,
+                        beta, pc, <int>n, pwt)
+        else:
+            fnn_gemm(&call, code == 1, trans_a, False, <int>m, <int>n, <int>k, alpha, pa,
+                     <int>(m if trans_a else k), pb, <int>n, beta, pc, <int>n)

@@ -33,7 +33,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.ref cimport Py_REFCNT
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from fastnn._blas cimport fnn_blas, blas_describe
 from fastnn._runtime cimport get_num_threads
 from fastnn._layerstate cimport (AffineState, BatchNormState, ReluState, SigmoidState,
                                  DropoutState, SoftmaxWithLossState)
@@ -60,17 +60,6 @@ cdef extern from "netstep.h" nogil:
         FNN_PASS_N_THREADS
         FNN_PASS_ONE_THREAD
         FNN_PASS_TWO_THREADS
-    ctypedef void (*fnn_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *,
-                                  float *, int *, float *, float *, int *)
-    ctypedef void (*fnn_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *,
-                                  double *, int *, double *, double *, int *)
-    ctypedef void (*fnn_set_threads_fn)(int)
-    ctypedef int (*fnn_get_threads_fn)()
-    ctypedef struct fnn_blas:
-        fnn_sgemm_fn sgemm
-        fnn_dgemm_fn dgemm
-        fnn_set_threads_fn set_threads
-        fnn_get_threads_fn get_threads
     ctypedef struct fnn_op:
         int kind
         Py_ssize_t d_in, d_out
@@ -85,6 +74,7 @@ cdef extern from "netstep.h" nogil:
         void *dW
         void *db
         int need_dx
+        void *Wt
         void *gamma
         void *beta
         void *mean
@@ -150,48 +140,24 @@ ONE_THREAD_MAX_WEIGHTS = 262144
 # barriers) pays from this many forward GEMM flops in all (waking the second thread: ~12 us).
 INFER_TWO_THREAD_MIN_FLOPS = 4e6
 
+# SciPy's GEMMs and what fastnn._blas_lib finds of its BLAS: its thread-count functions (NULL
+# for another BLAS or none found: passes then stay serial) and small-matrix kernels
 cdef fnn_blas _BLAS
-_BLAS.sgemm = <fnn_sgemm_fn>sgemm
-_BLAS.dgemm = <fnn_dgemm_fn>dgemm
-_BLAS.set_threads = NULL
-_BLAS.get_threads = NULL
-_blas_threads_looked_up = False
+blas_describe(&_BLAS)
+
+
+def _set_small_mnk(double small_mnk):
+    """Test hook: set the m·n·k up to which the passes' GEMMs take the BLAS's small kernels
+    (csrc/gemm.h; 0: never split); returns the previous value."""
+    old = _BLAS.small_mnk
+    _BLAS.small_mnk = small_mnk
+    return old
 
 
 def two_thread_schedule_available():
     """Whether passes at two or more threads can use the two-thread schedule (an OpenMP build
     with GCC or Clang, and the BLAS's thread-count functions found)."""
-    _lookup_blas_threads()
     return _TWO_THREADS_BUILT and _BLAS.set_threads != NULL
-
-
-cdef void _lookup_blas_threads():
-    """SciPy's OpenBLAS openblas_set_num_threads / openblas_get_num_threads (prefixed in SciPy's
-    wheels), found through threadpoolctl's list of loaded libraries; left NULL otherwise (another
-    BLAS, or none found: the backward then stays serial)."""
-    global _blas_threads_looked_up
-    if _blas_threads_looked_up:
-        return
-    _blas_threads_looked_up = True
-    import ctypes
-    import os
-    try:
-        from threadpoolctl import threadpool_info
-        libs = [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
-    except Exception:            # threadpoolctl missing or failing: stay serial
-        return
-    if len(libs) > 1:            # NumPy's and SciPy's copies: the one SciPy ships
-        libs = [f for f in libs if "scipy" in os.path.basename(os.path.dirname(f))]
-    if len(libs) != 1:
-        return
-    lib = ctypes.CDLL(libs[0])
-    for prefix in ("scipy_openblas_", "openblas_"):
-        setter = getattr(lib, prefix + "set_num_threads", None)
-        getter = getattr(lib, prefix + "get_num_threads", None)
-        if setter is not None and getter is not None:
-            _BLAS.set_threads = <fnn_set_threads_fn><size_t>ctypes.cast(setter, ctypes.c_void_p).value
-            _BLAS.get_threads = <fnn_get_threads_fn><size_t>ctypes.cast(getter, ctypes.c_void_p).value
-            return
 
 
 cdef inline void *_data(object a):
@@ -417,7 +383,6 @@ cdef class _ChainPlan:
                        else _serial_policy(self.ops, self.n_ops, self.N))
 
     cdef void _finish(self):
-        _lookup_blas_threads()
         self.baseline = [_refs(self.buffers, i) for i in range(len(self.buffers))]
 
     @property
@@ -487,6 +452,7 @@ cdef class TrainPass(_ChainPlan):
     cdef object bn_sums         # and the threads' batch-norm row sums (netstep.c)
     cdef list dxs               # per op: its input-gradient buffer on the two-thread schedule
     cdef list dx_pair           # the two the serial schedule alternates (netstep.h)
+    cdef object wt_scratch      # the Affine ops' W transposes in the dx products (netstep.h)
     cdef int scores_buf, probs_buf
     cdef readonly bint two_threads_pay  # enough work per op for the two-thread schedule
     cdef readonly bint updated  # the last run applied the optimizer update it was given
@@ -610,6 +576,16 @@ cdef class TrainPass(_ChainPlan):
         # at one thread: 1-3 % faster steps.
         cdef Py_ssize_t dx_width = max([d.shape[1] for d in self.dxs if d is not None] or [1])
         self.dx_pair = [np.empty(N * dx_width, dtype=dt), np.empty(N * dx_width, dtype=dt)]
+        # W's transpose for the dx products (fnn_gemm_bt), one buffer for all: only the chain
+        # computes them, one op at a time
+        cdef Py_ssize_t wt_size = max([self.ops[i].d_in * self.ops[i].d_out
+                                       for i in range(self.n_ops)
+                                       if self.ops[i].kind == OP_AFFINE and self.ops[i].need_dx]
+                                      or [0])
+        self.wt_scratch = np.empty(wt_size, dtype=dt) if wt_size else None
+        for i in range(self.n_ops):
+            if self.ops[i].kind == OP_AFFINE and self.ops[i].need_dx:
+                self.ops[i].Wt = _data(self.wt_scratch)
         cdef int k = 0
         for i in range(self.n_ops - 1, -1, -1):          # in backward order
             if self.dxs[i] is not None:

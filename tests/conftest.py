@@ -41,3 +41,21 @@ def subprocess_env(**extra):
     env = dict(os.environ, **extra)
     env["PYTHONPATH"] = pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", "")
     return env
+
+
+@pytest.fixture
+def small_mnk():
+    """A setter of the m·n·k up to which the GEMMs of fastnn._affine and fastnn._netstep take
+    the BLAS's small kernels (csrc/gemm.h: larger ones split into blocks of it); restored after
+    the test."""
+    from fastnn import _affine, _netstep
+    old = _affine._set_small_mnk(0), _netstep._set_small_mnk(0)
+    _affine._set_small_mnk(old[0])
+    _netstep._set_small_mnk(old[1])
+
+    def set_both(v):
+        _affine._set_small_mnk(v)
+        _netstep._set_small_mnk(v)
+    yield set_both
+    _affine._set_small_mnk(old[0])
+    _netstep._set_small_mnk(old[1])

@@ -136,13 +136,20 @@ def step_both(fast, slow, x, t, opts=None, exact=None):
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
-def test_equal_to_layer_path(name, dtype, n_threads):
+@pytest.mark.parametrize("blocks", [None, 150], ids=["gemm", "gemm-blocks"])
+def test_equal_to_layer_path(name, blocks, dtype, n_threads, small_mnk):
     """Bitwise on the serial schedule (one thread), within float tolerance on the two-thread one.
 
     Between steps Adam on one thread; SGD on two: a bias followed by a BatchNormalization has a
     gradient that is 0 in exact arithmetic, so what is computed is rounding noise, which Adam
     normalises into steps of either sign; paths that round differently (the two-thread schedule)
-    would then move those biases apart by whole steps, which SGD does not amplify."""
+    would then move those biases apart by whole steps, which SGD does not amplify.
+
+    "gemm-blocks": the BLAS's small-kernel size lowered so that every GEMM of these small
+    networks splits into blocks along each dimension where the BLAS runs on one thread (one
+    thread; the two-thread schedule's GEMMs), and the dx products go through W's transpose."""
+    if blocks is not None:
+        small_mnk(blocks)
     fast, slow = twins(name, dtype)
     if n_threads == 1:
         opts = (Adam(lr=0.01), Adam(lr=0.01))
