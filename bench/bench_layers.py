@@ -2,7 +2,8 @@
 
 Each row times one forward+backward of the layer: the book's NumPy code (fastnn.reference),
 fastnn, and PyTorch CPU (autograd, as its users run it) when importable. Affine rows also time
-its three bare GEMM calls (the floor: "gemm floor" column) and report fastnn / floor.
+its three bare GEMM calls (the floor: "gemm floor" column, the BLAS called as the layer calls
+it: csrc/gemm.h) and report fastnn / floor; "plain gemm floor" makes each product one BLAS call.
 
 Run: python bench/bench_layers.py [--quick] [--threads 1,2] [--json FILE]
 """
@@ -31,7 +32,8 @@ def _affine_case(N, K, M, dtype=np.float32):
         slow.backward(dout)
 
     impls = {"reference": run_ref, "fastnn": run_fast,
-             "gemm floor": lambda: _affine.gemm_floor(x, W, dout, y, dx, dW)}
+             "gemm floor": lambda: _affine.gemm_floor(x, W, dout, y, dx, dW),
+             "plain gemm floor": lambda: _affine.gemm_floor(x, W, dout, y, dx, dW, True)}
     torch = harness.torch
     if torch is not None:
         tx = torch.from_numpy(x).requires_grad_(True)

@@ -15,8 +15,12 @@ float32 and float64, at 1 and 2 threads. Implementations:
                 CrossEntropyLoss, Adam(fused=True), when torch is importable;
 * gemm floor -- only the network's GEMM calls: per layer the forward x·W, and the backward
                 xᵀ·dout and dout·Wᵀ, through fastnn._affine.gemm_floor (three GEMMs in one call,
-                the same BLAS as the layers). The first layer's dx is not needed by a network,
-                so "floor-dx1" leaves it out (layer 1: forward and dW GEMMs only).
+                the same BLAS calls as the layers: split into the BLAS's small-kernel blocks
+                and dx through W's transpose where the layers do so, csrc/gemm.h). The first
+                layer's dx is not needed by a network, so "floor-dx1" leaves it out (layer 1:
+                forward and dW GEMMs only);
+* plain floor-dx1 -- the same products, each as one BLAS call (what the layers called before
+                the small-kernel blocks): "plain x" is fastnn / (plain floor-dx1).
 
 The "floor x" column is fastnn / (floor-dx1): the target is <= 1.3 ("2 calls floor x": the same
 for "fastnn 2 calls"; "grad x" and "update x" for the parts, whose sum can be less than the two
@@ -162,7 +166,7 @@ def _torch_eval(torch, dtype):
     return run
 
 
-def _gemm_floor(dtype, skip_dx1):
+def _gemm_floor(dtype, skip_dx1, plain=False):
     rng = np.random.default_rng(2)
     bufs = []
     for i in range(1, len(SIZES)):
@@ -176,7 +180,7 @@ def _gemm_floor(dtype, skip_dx1):
 
     def run():
         for x, W, d, y, dx, dW in bufs:
-            floor(x, W, d, y, dx, dW)
+            floor(x, W, d, y, dx, dW, plain)
     return run
 
 
@@ -190,7 +194,8 @@ def make_cases(args):
                  "fastnn update": _fastnn_step(dtype, "update"),
                  "torch": _torch_step(torch, dtype) if torch is not None else None,
                  "gemm floor": _gemm_floor(dtype, False),
-                 "floor-dx1": _gemm_floor(dtype, True)}
+                 "floor-dx1": _gemm_floor(dtype, True),
+                 "plain floor-dx1": _gemm_floor(dtype, True, plain=True)}
         cases.append(harness.Case(kernel="train step %s" % np.dtype(dtype).name,
                                   size="784-100x6-10 b100", impls=impls, min_round=0.03))
     for dtype in (np.float32, np.float64):
@@ -204,9 +209,9 @@ def make_cases(args):
 
 def _report(rows):
     print()
-    print("%-20s %3s %10s %10s %10s %12s %9s %14s %7s %9s" % (
+    print("%-20s %3s %10s %10s %10s %12s %9s %14s %7s %9s %8s" % (
         "step", "thr", "vs ref", "vs torch", "floor ms", "floor-dx1 ms", "floor x",
-        "2 calls floor x", "grad x", "update x"))
+        "2 calls floor x", "grad x", "update x", "plain x"))
     for r in rows:
         ms = r["ms"]
         if "floor-dx1" not in ms:
@@ -216,12 +221,14 @@ def _report(rows):
         r["two_calls_over_floor"] = ms["fastnn 2 calls"] / fl if fl else None
         r["gradient_over_floor"] = ms["fastnn gradient"] / fl if fl else None
         r["update_over_floor"] = ms["fastnn update"] / fl if fl else None
-        print("%-20s %3d %10s %10s %10.3f %12.3f %8.2fx %13.2fx %6.2fx %8.2fx" % (
+        plain = ms.get("plain floor-dx1")
+        r["step_over_plain_floor"] = ms["fastnn"] / plain if plain else None
+        print("%-20s %3d %10s %10s %10.3f %12.3f %8.2fx %13.2fx %6.2fx %8.2fx %7.2fx" % (
             r["kernel"], r["threads"], harness._fmt_ratio(r["speedup_vs_reference"]),
             harness._fmt_ratio(r["speedup_vs_torch"]), ms.get("gemm floor", float("nan")),
             fl or float("nan"), r["step_over_floor"] or float("nan"),
             r["two_calls_over_floor"] or float("nan"), r["gradient_over_floor"] or float("nan"),
-            r["update_over_floor"] or float("nan")))
+            r["update_over_floor"] or float("nan"), r["step_over_plain_floor"] or float("nan")))
 
 
 if __name__ == "__main__":
