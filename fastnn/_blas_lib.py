@@ -35,8 +35,11 @@ def describe():
     largest m*n*k its small-matrix kernels take (0: none, or FASTNN_GEMM_SPLIT=0)."""
     setter = getter = 0
     info = _scipy_openblas()
-    if info is not None:
-        lib = ctypes.CDLL(info["filepath"])
+    try:
+        lib = ctypes.CDLL(info["filepath"]) if info is not None else None
+    except OSError:              # found by threadpoolctl but not loadable by path: stay serial
+        lib = None
+    if lib is not None:
         for prefix in ("scipy_openblas_", "openblas_"):
             s = getattr(lib, prefix + "set_num_threads", None)
             g = getattr(lib, prefix + "get_num_threads", None)

@@ -32,6 +32,12 @@ def set_num_threads(n):
     threadpool_limits(limits=int(n), user_api="blas")
 
 
+def _gemm_small_mnk():
+    from fastnn import _affine  # noqa: F401  (loads SciPy's BLAS, which _blas_lib looks for)
+    from fastnn._blas_lib import describe
+    return describe()[2]
+
+
 def _blas_info():
     try:
         from threadpoolctl import threadpool_info
@@ -73,7 +79,8 @@ def show_config(file=None):
             _runtime.num_threads(), _runtime.openmp_max_threads()),
         "  SIMD path    %s (CPU supports %s; FASTNN_SIMD caps it)" % (
             _runtime.simd_path(), _runtime.simd_cpu()),
-        "  GEMM         scipy.linalg.cython_blas",
+        "  GEMM         scipy.linalg.cython_blas; small-kernel blocks at one BLAS thread: %s"
+        % ("on" if _gemm_small_mnk() else "off (FASTNN_GEMM_SPLIT, or no small kernels known)"),
     ]
     lines += ["  BLAS         %s" % row for row in _blas_info()]
     from fastnn import _netstep
