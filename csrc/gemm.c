@@ -66,7 +66,7 @@ void fnn_gemm(const fnn_blas *blas, int dbl, int ta, int tb, int m, int n, int k
 int fnn_gemm_bt_scratch(const fnn_blas *blas, int m, int n, int k)
 {
     const double mnk = (double)m * n * k;
-    return blas->split && blas->small_mnk >= 1 && mnk > 0 && mnk <= FNN_GEMM_SPLIT_MAX;
+    return blas->split && m >= FNN_GEMM_BT_MIN_ROWS && mnk > 0 && mnk <= blas->small_mnk;
 }
 
 /* Bt (k x n, contiguous) = B^T, B n x k with row stride ldb; in square tiles, which keep the

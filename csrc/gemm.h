@@ -43,12 +43,18 @@ void fnn_gemm(const fnn_blas *blas, int dbl, int ta, int tb, int m, int n, int k
 
 /* C (m x n) = alpha A B^T + beta C, B stored n x k (row strides lda, ldb, ldc): the Affine
  * backward's dx = dout W^T. OpenBLAS's small kernels do not take this product (column-major TN)
- * unless C is tiny, so where fnn_gemm would split (blas->split, small kernels, m*n*k at most
- * FNN_GEMM_SPLIT_MAX), B is first transposed into scratch (k x n elements) and the product taken
- * as A (B^T) through fnn_gemm: a 100x100x100 product 1.2x faster (float32) to 1.25x (float64)
- * here, transposition included. With scratch NULL, the BLAS's own transposed product. */
+ * unless C is tiny. Where the BLAS runs on one thread (blas->split), m*n*k is at most small_mnk
+ * and A has at least FNN_GEMM_BT_MIN_ROWS rows, B is first transposed into scratch (k x n
+ * elements) and the product taken as A (B^T) in one small-kernel call: a 100x100x100 product
+ * 0.89x the time (float32) to 0.84x (float64) here, transposition included. Not for fewer rows
+ * (the transposition's cost is spread over A's rows: at 64 rows 1.02x float32 and 0.94x
+ * float64, at 16 rows 1.15-1.26x) nor for larger products (those split, and the split NN product
+ * plus the transposition measured 1.1-1.8x slower than the BLAS's own TN one). With scratch
+ * NULL, the BLAS's own transposed product. */
 void fnn_gemm_bt(const fnn_blas *blas, int dbl, int m, int n, int k, double alpha, const void *A,
                  int lda, const void *B, int ldb, double beta, void *C, int ldc, void *scratch);
+
+#define FNN_GEMM_BT_MIN_ROWS 80
 
 /* Whether fnn_gemm_bt with these sizes uses its scratch (1) or calls the BLAS as it is (0). */
 int fnn_gemm_bt_scratch(const fnn_blas *blas, int m, int n, int k);

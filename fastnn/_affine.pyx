@@ -244,7 +244,7 @@ def _gemm(a, b, c, bint trans_a, bint trans_b, double alpha, double beta, bint s
     """Test hook: ``c = alpha·op(a)·op(b) + beta·c`` through fnn_gemm (fnn_gemm_bt, with its
     scratch, if trans_b; not both transposed), split into small-kernel blocks if ``split``
     (whatever the BLAS's thread count). a, b, c: C-contiguous 2-D arrays of one float dtype, no
-    dimension 0."""
+    dimension 0. Returns whether fnn_gemm_bt transposed b into its scratch."""
     cdef int code = float_code(c, "c")
     if trans_a and trans_b:
         raise ValueError("trans_a and trans_b together are not supported")
@@ -275,3 +275,4 @@ def _gemm(a, b, c, bint trans_a, bint trans_b, double alpha, double beta, bint s
         else:
             fnn_gemm(&call, code == 1, trans_a, False, <int>m, <int>n, <int>k, alpha, pa,
                      <int>(m if trans_a else k), pb, <int>n, beta, pc, <int>n)
+    return wt is not None

@@ -15,7 +15,10 @@ import fastnn
 from fastnn import _affine, _blas_lib
 
 SHAPES = [(1, 1, 1), (7, 5, 3), (33, 17, 64), (20, 40, 100), (100, 10, 9), (3, 90, 70),
-          (64, 100, 64), (37, 53, 29)]
+          (64, 100, 64), (37, 53, 29), (80, 37, 53)]
+# (m, n, k) of dx = dout·Wᵀ products fnn_gemm_bt takes through W's transpose at small_mnk 1e6
+# (at least FNN_GEMM_BT_MIN_ROWS = 80 rows, one small-kernel call); tile edges in n and k
+TRANSPOSED = [(80, 37, 53), (100, 10, 9), (96, 16, 16), (81, 1, 1), (100, 100, 100)]
 
 
 def _operands(m, n, k, trans_a, trans_b, dtype, seed=0):
@@ -64,17 +67,31 @@ def test_beta_zero_never_reads_c_in_any_block(trans_a, dtype, small_mnk):
     np.testing.assert_allclose(c, want, rtol=0, atol=_tolerance(dtype, 50) * np.abs(want).max())
 
 
-@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("m,n,k", TRANSPOSED)
 def test_transposed_b_through_scratch_is_the_plain_product_of_the_transpose(m, n, k, dtype,
                                                                             small_mnk):
-    """fnn_gemm_bt with a split transposes B exactly (tiles of 16, edges included): bitwise the
-    untransposed call on B's transpose."""
-    small_mnk(1000)
+    """fnn_gemm_bt transposes B exactly (tiles of 16, edges included): bitwise the untransposed
+    call on B's transpose; and against NumPy."""
+    small_mnk(1e6)
     a, b, c = _operands(m, n, k, False, True, dtype)
     via_scratch, direct = c.copy(), c.copy()
-    _affine._gemm(a, b, via_scratch, False, True, 1.0, 0.5, True)
+    assert _affine._gemm(a, b, via_scratch, False, True, 1.0, 0.5, True)
     _affine._gemm(a, np.ascontiguousarray(b.T), direct, False, False, 1.0, 0.5, True)
     np.testing.assert_array_equal(via_scratch, direct)
+    want = _expected(a, b, c, False, True, 1.0, 0.5)
+    scale = np.abs(a).max() * np.abs(b).max() * k + 0.5 * np.abs(c).max()
+    np.testing.assert_allclose(via_scratch, want, rtol=0, atol=_tolerance(dtype, k) * scale)
+
+
+@pytest.mark.parametrize("m,n,k,limit,split", [
+    (79, 10, 10, 1e6, True),        # too few rows to spread the transposition over
+    (100, 100, 101, 1e6, True),     # more than one small-kernel call
+    (100, 10, 10, 0, True),         # no small kernels
+    (100, 10, 10, 1e6, False)])     # the BLAS on several threads
+def test_transposed_b_only_where_it_pays(m, n, k, limit, split, small_mnk):
+    small_mnk(limit)
+    a, b, c = _operands(m, n, k, False, True, np.float64)
+    assert not _affine._gemm(a, b, c, False, True, 1.0, 0.0, split)
 
 
 def test_hook_rejects_bad_operands():
@@ -88,15 +105,18 @@ def test_hook_rejects_bad_operands():
         _affine._gemm(a, np.ones((2, 3)), np.ones((4, 2)), True, True, 1.0, 0.0, True)
 
 
-def test_layer_splits_exactly_when_the_blas_runs_on_one_thread(dtype, small_mnk):
-    """affine_forward/backward split (bitwise the split product) at one BLAS thread and call the
-    BLAS once per product (bitwise the unsplit one) at two."""
-    small_mnk(1000)
+@pytest.mark.parametrize("limit,batch", [(1000, 30), (1e6, 100)],
+                         ids=["blocks", "transposed-W"])
+def test_layer_splits_exactly_when_the_blas_runs_on_one_thread(limit, batch, dtype, small_mnk):
+    """affine_forward/backward split (bitwise the split product; dx through W's transpose where
+    fnn_gemm_bt takes it so) at one BLAS thread and call the BLAS once per product (bitwise the
+    unsplit one) at two."""
+    small_mnk(limit)
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((30, 40)).astype(dtype)
+    x = rng.standard_normal((batch, 40)).astype(dtype)
     W = rng.standard_normal((40, 20)).astype(dtype)
     b = np.zeros(20, dtype)
-    dout = rng.standard_normal((30, 20)).astype(dtype)
+    dout = rng.standard_normal((batch, 20)).astype(dtype)
     old = fastnn.get_num_threads()
     try:
         for threads, split in ((1, True), (2, False)):

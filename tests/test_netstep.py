@@ -136,8 +136,9 @@ def step_both(fast, slow, x, t, opts=None, exact=None):
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
-@pytest.mark.parametrize("blocks", [None, 150], ids=["gemm", "gemm-blocks"])
-def test_equal_to_layer_path(name, blocks, dtype, n_threads, small_mnk):
+@pytest.mark.parametrize("blocks,batch", [(None, 16), (150, 16), (1e6, 100)],
+                         ids=["gemm", "gemm-blocks", "gemm-transposed-W"])
+def test_equal_to_layer_path(name, blocks, batch, dtype, n_threads, small_mnk):
     """Bitwise on the serial schedule (one thread), within float tolerance on the two-thread one.
 
     Between steps Adam on one thread; SGD on two: a bias followed by a BatchNormalization has a
@@ -147,7 +148,8 @@ def test_equal_to_layer_path(name, blocks, dtype, n_threads, small_mnk):
 
     "gemm-blocks": the BLAS's small-kernel size lowered so that every GEMM of these small
     networks splits into blocks along each dimension where the BLAS runs on one thread (one
-    thread; the two-thread schedule's GEMMs), and the dx products go through W's transpose."""
+    thread; the two-thread schedule's GEMMs); "gemm-transposed-W": at batch 100 the dx products
+    go through W's transpose there (csrc/gemm.h)."""
     if blocks is not None:
         small_mnk(blocks)
     fast, slow = twins(name, dtype)
@@ -156,7 +158,7 @@ def test_equal_to_layer_path(name, blocks, dtype, n_threads, small_mnk):
     else:
         opts = (SGD(lr=0.1), SGD(lr=0.1))
     for i in range(4):
-        x, t = data(seed=i, dtype=dtype)
+        x, t = data(n=batch, seed=i, dtype=dtype)
         step_both(fast, slow, x, t, opts)
         assert_same_state(fast, slow)
     assert fast._train_pass is not None       # the compiled pass did run
@@ -169,7 +171,7 @@ def test_equal_to_layer_path(name, blocks, dtype, n_threads, small_mnk):
         lambda a, b, err_msg="": assert_close(a, b, scale=100))
     for k in slow.params:
         check(fast.params[k], slow.params[k], err_msg=k)
-    x, t = data(seed=9, dtype=dtype)
+    x, t = data(n=batch, seed=9, dtype=dtype)
     check(fast.predict(x), slow.predict(x))
     if isinstance(fast, MultiLayerNetExtend):
         check(np.asarray(fast.loss(x, t)), np.asarray(slow.loss(x, t)))
