@@ -33,8 +33,8 @@ KERNELS = {
     "_optim": ["csrc/optim.c"],
     "_batchnorm": ["csrc/batchnorm.c"],
     # a network's whole training pass, calling the kernel families above (its own copy of them)
-    "_netstep": ["csrc/netstep.c", "csrc/gemm.c", "csrc/affine.c", "csrc/activations.c", "csrc/batchnorm.c",
-                 "csrc/dropout.c", "csrc/softmax_xent.c", "csrc/optim.c"],
+    "_netstep": ["csrc/netstep.c", "csrc/gemm.c", "csrc/affine.c", "csrc/activations.c",
+                 "csrc/batchnorm.c", "csrc/dropout.c", "csrc/softmax_xent.c", "csrc/optim.c"],
 }
 
 

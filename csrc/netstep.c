@@ -70,8 +70,8 @@ static void forward_rows(fnn_op *op, ptrdiff_t N, int dbl, const fnn_blas *blas,
         if (dbl) fnn_bias_fill_f64(op->b, (double *)y, r1 - r0, op->d_out);
         else fnn_bias_fill_f32(op->b, (float *)y, r1 - r0, op->d_out);
         fnn_gemm(blas, dbl, 0, 0, (int)(r1 - r0), (int)op->d_out, (int)op->d_in, 1.0,
-                (const char *)op->x + r0 * op->d_in * item, (int)op->d_in, op->W,
-                (int)op->d_out, 1.0, y, (int)op->d_out);
+                 (const char *)op->x + r0 * op->d_in * item, (int)op->d_in, op->W,
+                 (int)op->d_out, 1.0, y, (int)op->d_out);
         break;
     }
     case FNN_OP_BATCHNORM:
@@ -151,8 +151,8 @@ static void affine_dW_rows(const fnn_op *op, ptrdiff_t N, int dbl, const fnn_bla
     if (k1 <= k0)
         return;
     fnn_gemm(blas, dbl, 1, 0, (int)(k1 - k0), (int)op->d_out, (int)N, 1.0,
-            (const char *)op->x + k0 * item, (int)op->d_in, op->dout, (int)op->d_out, 0.0,
-            (char *)op->dW + k0 * op->d_out * item, (int)op->d_out);
+             (const char *)op->x + k0 * item, (int)op->d_in, op->dout, (int)op->d_out, 0.0,
+             (char *)op->dW + k0 * op->d_out * item, (int)op->d_out);
 }
 
 static void affine_db(const fnn_op *op, ptrdiff_t N, int dbl, double *acc)
@@ -312,24 +312,33 @@ static void wait_ready(const int *flag, int level)
  * BLAS's thread count and the last to end restores it. */
 static int blas_lock = 0, blas_users = 0, blas_saved_threads = 1;
 
-static void blas_single_begin(const fnn_blas *blas)
+static void blas_lock_take(void)
 {
     while (__atomic_exchange_n(&blas_lock, 1, __ATOMIC_ACQUIRE))
         FNN_YIELD();
+}
+
+static void blas_lock_give(void)
+{
+    __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
+}
+
+static void blas_single_begin(const fnn_blas *blas)
+{
+    blas_lock_take();
     if (blas_users++ == 0) {
         blas_saved_threads = blas->get_threads();
         blas->set_threads(1);
     }
-    __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
+    blas_lock_give();
 }
 
 static void blas_single_end(const fnn_blas *blas)
 {
-    while (__atomic_exchange_n(&blas_lock, 1, __ATOMIC_ACQUIRE))
-        FNN_YIELD();
+    blas_lock_take();
     if (--blas_users == 0)
         blas->set_threads(blas_saved_threads);
-    __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
+    blas_lock_give();
 }
 
 /* y += partial over rows [0, N) and columns [c0, c1) of rows `width` wide. */
@@ -366,9 +375,9 @@ static void first_forward_rows(const fnn_op *op, ptrdiff_t N, int dbl, const fnn
         if (dbl) fnn_bias_fill_f64(op->b, (double *)op->y, N, M);
         else fnn_bias_fill_f32(op->b, (float *)op->y, N, M);
     }
-    fnn_gemm(blas, dbl, 0, 0, (int)N, (int)M, (int)(hi - lo), 1.0, (const char *)op->x + lo * item,
-            (int)K, (const char *)op->W + lo * M * item, (int)M, part == 0 ? 1.0 : 0.0,
-            part == 0 ? op->y : partial, (int)M);
+    fnn_gemm(blas, dbl, 0, 0, (int)N, (int)M, (int)(hi - lo), 1.0,
+             (const char *)op->x + lo * item, (int)K, (const char *)op->W + lo * M * item,
+             (int)M, part == 0 ? 1.0 : 0.0, part == 0 ? op->y : partial, (int)M);
     spin_barrier_wait(barrier, sense);
     add_block(op->y, partial, dbl, 1, 0, r0 * M, r1 * M);
 }
@@ -568,10 +577,9 @@ static fnn_blas pass_blas(const fnn_blas *blas, int two_threads)
         single = 1;
     } else if (blas->get_threads != NULL) {
 #if FNN_NETSTEP_TWO_THREADS
-        while (__atomic_exchange_n(&blas_lock, 1, __ATOMIC_ACQUIRE))
-            FNN_YIELD();
+        blas_lock_take();
         single = (blas_users > 0 ? blas_saved_threads : blas->get_threads()) == 1;
-        __atomic_store_n(&blas_lock, 0, __ATOMIC_RELEASE);
+        blas_lock_give();
 #else
         single = fnn_gemm_blas_single(blas);
 #endif

@@ -226,8 +226,10 @@ def gemm_floor(x, W, dout, y, dx, dW, bint plain=False):
     cdef object wt = _wt_scratch(&call, xc.dtype, N, K, M) if dx is not None else None
     cdef void *pwt = cnp.PyArray_DATA(<cnp.ndarray>wt) if wt is not None else NULL
     with nogil:
-        gemm_rowmajor(&call, code == 1, False, False, <blas_int>N, <blas_int>M, <blas_int>K, 1.0, px, pW, 0.0, py)
-        gemm_rowmajor(&call, code == 1, True, False, <blas_int>K, <blas_int>M, <blas_int>N, 1.0, px, pd, 0.0, pdW)
+        gemm_rowmajor(&call, code == 1, False, False, <blas_int>N, <blas_int>M, <blas_int>K,
+                      1.0, px, pW, 0.0, py)
+        gemm_rowmajor(&call, code == 1, True, False, <blas_int>K, <blas_int>M, <blas_int>N,
+                      1.0, px, pd, 0.0, pdW)
         if pdx != NULL:
             _dx_product(&call, code == 1, N, K, M, pd, pW, pdx, pwt)
 
